@@ -1,0 +1,620 @@
+//! Validated configuration: parsed once by [`ConfigBuilder::build`], never re-checked.
+//!
+//! Every way a configuration can be wrong is a [`ConfigError`] variant that names the
+//! field and the relation it breaks, so a bad value is reported at construction and
+//! the machine never meets one.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::action::{is_sendable, CloseCode};
+
+/// Which end of the connection the machine drives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// Pings, detects death, and reconnects with backoff.
+    Client,
+    /// Pings and detects death too, but never reconnects: a dead connection is finished.
+    Server,
+}
+
+/// Which inbound evidence proves the peer alive.
+///
+/// Our own sends never count: writing into a socket proves nothing about the peer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Liveness {
+    /// Only a pong answering one of our pings (what Python `websockets` does).
+    PongOnly,
+    /// Any inbound frame: data, ping or pong (what gRPC, hyper and SignalR do).
+    AnyFrame,
+}
+
+/// How random the reconnect delays are.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Jitter {
+    /// Uniform in `[0, ceiling]` on every step ("full jitter"): spreads a herd of
+    /// clients best.
+    Full,
+    /// Uniform in `[ceiling/2, ceiling]`.
+    Equal,
+    /// Exactly the ceiling: deterministic exponential backoff.
+    None,
+}
+
+/// An inclusive range of durations a value must stay within.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Bounds {
+    /// The smallest allowed value.
+    pub min: Duration,
+    /// The largest allowed value.
+    pub max: Duration,
+}
+
+impl Bounds {
+    /// Clamps `d` into the range.
+    pub fn clamp(&self, d: Duration) -> Duration {
+        d.clamp(self.min, self.max)
+    }
+
+    /// Whether `d` lies within the range.
+    pub fn contains(&self, d: Duration) -> bool {
+        self.min <= d && d <= self.max
+    }
+}
+
+/// Limits on inbound pings, as gRPC servers enforce with `too_many_pings`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PingFlood {
+    /// Pings answered per window; more in the same window are not answered.
+    pub max_pings: u32,
+    /// The window length (windows tumble: a new one starts at the first ping after
+    /// the previous one ended).
+    pub window: Duration,
+    /// Windows that may exceed the budget; the next one over closes with 1008.
+    pub max_strikes: u32,
+}
+
+/// Reconnect backoff: delay ceiling `min(cap, base * multiplier^(attempt-1))`,
+/// randomised by [`Jitter`].
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct Backoff {
+    /// The first ceiling.
+    pub base: Duration,
+    /// Growth per attempt; at least 1.
+    pub multiplier: f64,
+    /// The largest ceiling.
+    pub cap: Duration,
+    /// How delays are randomised.
+    pub jitter: Jitter,
+    /// Give up after this many consecutive failed attempts (`None`: never).
+    pub max_attempts: Option<u32>,
+    /// A connection must prove liveness this long after connecting before the
+    /// attempt counter resets; a flapping server keeps the backoff growing.
+    pub reset_after: Duration,
+    /// The largest server-requested delay honoured (see
+    /// [`handle_retry_after`](crate::HeartbeatMachine::handle_retry_after)).
+    pub max_requested_delay: Duration,
+}
+
+/// A validated heartbeat configuration. Build one with [`Config::builder`].
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct Config {
+    pub(crate) role: Role,
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) liveness: Liveness,
+    pub(crate) idle_only: bool,
+    pub(crate) stall_threshold: Duration,
+    pub(crate) dead_close_code: CloseCode,
+    pub(crate) adaptive_timeout: Option<Bounds>,
+    pub(crate) interval_bounds: Bounds,
+    pub(crate) timeout_bounds: Bounds,
+    pub(crate) ping_flood: Option<PingFlood>,
+    pub(crate) backoff: Backoff,
+    pub(crate) reconnect_on_permanent_close: bool,
+}
+
+impl Default for Config {
+    /// The defaults listed on [`ConfigBuilder`]; they always validate.
+    fn default() -> Config {
+        let b = ConfigBuilder::new();
+        Config {
+            role: b.role,
+            ping_interval: b.ping_interval,
+            pong_timeout: b.pong_timeout,
+            close_timeout: b.close_timeout,
+            liveness: b.liveness,
+            idle_only: b.idle_only,
+            stall_threshold: b.stall_threshold,
+            dead_close_code: CloseCode::INTERNAL_ERROR,
+            adaptive_timeout: b.adaptive_timeout,
+            interval_bounds: b.interval_bounds,
+            timeout_bounds: b.timeout_bounds,
+            ping_flood: b.ping_flood,
+            backoff: b.backoff,
+            reconnect_on_permanent_close: b.reconnect_on_permanent_close,
+        }
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::new()
+    }
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// Time between pings (the initial value; see
+    /// [`set_ping_interval`](crate::HeartbeatMachine::set_ping_interval)).
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_interval
+    }
+    /// How long to wait for a pong (the initial value when not adaptive).
+    pub fn pong_timeout(&self) -> Duration {
+        self.pong_timeout
+    }
+    /// How long to wait for the close handshake before aborting.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+    /// Which inbound evidence proves liveness.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness
+    }
+    /// Whether pings are sent only when the connection is idle.
+    pub fn idle_only(&self) -> bool {
+        self.idle_only
+    }
+    /// How late a timer may fire before the lateness is blamed on a local stall.
+    pub fn stall_threshold(&self) -> Duration {
+        self.stall_threshold
+    }
+    /// The close code sent when the peer is declared dead.
+    pub fn dead_close_code(&self) -> CloseCode {
+        self.dead_close_code
+    }
+    /// Adaptive pong timeout bounds, if enabled.
+    pub fn adaptive_timeout(&self) -> Option<Bounds> {
+        self.adaptive_timeout
+    }
+    /// Allowed range for runtime ping-interval changes.
+    pub fn interval_bounds(&self) -> Bounds {
+        self.interval_bounds
+    }
+    /// Allowed range for runtime pong-timeout changes.
+    pub fn timeout_bounds(&self) -> Bounds {
+        self.timeout_bounds
+    }
+    /// Inbound ping limits, if enabled.
+    pub fn ping_flood(&self) -> Option<PingFlood> {
+        self.ping_flood
+    }
+    /// Reconnect backoff.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+    /// Whether permanent close codes (1002, 1003, 1007, 1008, 1009, 1010) still reconnect.
+    pub fn reconnect_on_permanent_close(&self) -> bool {
+        self.reconnect_on_permanent_close
+    }
+
+    /// The longest a connection can stay open after its last proof of life, when
+    /// the driver reports each ping sent `write_delay` after it was emitted and runs
+    /// its timers on time: `ping_interval + write_delay + pong_timeout` (the largest
+    /// adaptive timeout if adaptive), with `write_delay` itself capped at the pong
+    /// timeout. A local stall adds at most one more pong timeout plus the stall.
+    pub fn detection_bound(&self, write_delay: Duration) -> Duration {
+        let timeout = match self.adaptive_timeout {
+            Some(b) => b.max.max(self.pong_timeout),
+            None => self.pong_timeout,
+        };
+        self.ping_interval
+            .saturating_add(write_delay.min(timeout))
+            .saturating_add(timeout)
+    }
+}
+
+/// Builds a [`Config`]; [`build`](ConfigBuilder::build) validates every field.
+///
+/// Defaults: client role, ping every 20 s, pong timeout 20 s, close timeout 10 s
+/// (Python `websockets`' values), any inbound frame proves liveness, pings on a
+/// fixed schedule (not idle-only), stall threshold 1 s, close code 1011 on death,
+/// fixed timeout, intervals allowed within 10 ms–24 h and timeouts within
+/// 10 ms–1 h at runtime, ping budget 10 per second with 2 strikes, backoff 1 s ×2
+/// up to 60 s with full jitter, unlimited attempts, reset after 10 s of proven
+/// health, server-requested delays honoured up to 10 min, permanent close codes
+/// stop reconnection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigBuilder {
+    role: Role,
+    ping_interval: Duration,
+    pong_timeout: Duration,
+    close_timeout: Duration,
+    liveness: Liveness,
+    idle_only: bool,
+    stall_threshold: Duration,
+    dead_close_code: u16,
+    adaptive_timeout: Option<Bounds>,
+    interval_bounds: Bounds,
+    timeout_bounds: Bounds,
+    ping_flood: Option<PingFlood>,
+    backoff: Backoff,
+    reconnect_on_permanent_close: bool,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder::new()
+    }
+}
+
+impl ConfigBuilder {
+    /// A builder holding the defaults.
+    pub const fn new() -> ConfigBuilder {
+        ConfigBuilder {
+            role: Role::Client,
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(20),
+            close_timeout: Duration::from_secs(10),
+            liveness: Liveness::AnyFrame,
+            idle_only: false,
+            stall_threshold: Duration::from_secs(1),
+            dead_close_code: 1011,
+            adaptive_timeout: None,
+            interval_bounds: Bounds {
+                min: Duration::from_millis(10),
+                max: Duration::from_secs(24 * 3600),
+            },
+            timeout_bounds: Bounds {
+                min: Duration::from_millis(10),
+                max: Duration::from_secs(3600),
+            },
+            ping_flood: Some(PingFlood {
+                max_pings: 10,
+                window: Duration::from_secs(1),
+                max_strikes: 2,
+            }),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                multiplier: 2.0,
+                cap: Duration::from_secs(60),
+                jitter: Jitter::Full,
+                max_attempts: None,
+                reset_after: Duration::from_secs(10),
+                max_requested_delay: Duration::from_secs(600),
+            },
+            reconnect_on_permanent_close: false,
+        }
+    }
+
+    /// Client (reconnects) or server (never reconnects).
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+    /// Time between pings. Must be > 0 and within the interval bounds.
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.ping_interval = d;
+        self
+    }
+    /// How long to wait for the pong after the ping was handed to the transport.
+    /// Must be > 0 and within the timeout bounds.
+    pub fn pong_timeout(mut self, d: Duration) -> Self {
+        self.pong_timeout = d;
+        self
+    }
+    /// How long to wait for the close handshake before aborting. Must be > 0.
+    pub fn close_timeout(mut self, d: Duration) -> Self {
+        self.close_timeout = d;
+        self
+    }
+    /// Which inbound evidence proves the peer alive.
+    pub fn liveness(mut self, l: Liveness) -> Self {
+        self.liveness = l;
+        self
+    }
+    /// Ping only when nothing has arrived for a whole interval. Requires
+    /// [`Liveness::AnyFrame`]: otherwise inbound traffic proves nothing.
+    pub fn idle_only(mut self, on: bool) -> Self {
+        self.idle_only = on;
+        self
+    }
+    /// How late a timer may fire before the lateness is blamed on a local stall
+    /// (process stopped, machine asleep, loop saturated) rather than the peer. Must be > 0.
+    pub fn stall_threshold(mut self, d: Duration) -> Self {
+        self.stall_threshold = d;
+        self
+    }
+    /// The close code sent when the peer is declared dead (default 1011). Must be
+    /// sendable: 1000–1003, 1007–1014 or 3000–4999.
+    pub fn dead_close_code(mut self, code: u16) -> Self {
+        self.dead_close_code = code;
+        self
+    }
+    /// Use `clamp(SRTT + 4·RTTVAR, min, max)` as the pong timeout once an RTT
+    /// sample exists (`None`: always the fixed timeout).
+    pub fn adaptive_timeout(mut self, bounds: Option<Bounds>) -> Self {
+        self.adaptive_timeout = bounds;
+        self
+    }
+    /// Allowed range for the interval, at construction and at runtime.
+    pub fn interval_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.interval_bounds = Bounds { min, max };
+        self
+    }
+    /// Allowed range for the fixed pong timeout, at construction and at runtime.
+    pub fn timeout_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.timeout_bounds = Bounds { min, max };
+        self
+    }
+    /// Inbound ping limits (`None`: answer every ping).
+    pub fn ping_flood(mut self, limit: Option<PingFlood>) -> Self {
+        self.ping_flood = limit;
+        self
+    }
+    /// Reconnect backoff (client role).
+    pub fn backoff(mut self, b: Backoff) -> Self {
+        self.backoff = b;
+        self
+    }
+    /// Reconnect even after a permanent close code (1002, 1003, 1007, 1008, 1009, 1010).
+    pub fn reconnect_on_permanent_close(mut self, on: bool) -> Self {
+        self.reconnect_on_permanent_close = on;
+        self
+    }
+
+    /// Validates every field and relation; the first violation is returned.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        use ConfigError as E;
+        use Field as F;
+        nonzero(F::PingInterval, self.ping_interval)?;
+        nonzero(F::PongTimeout, self.pong_timeout)?;
+        nonzero(F::CloseTimeout, self.close_timeout)?;
+        nonzero(F::StallThreshold, self.stall_threshold)?;
+        bounds(F::IntervalBounds, self.interval_bounds)?;
+        bounds(F::TimeoutBounds, self.timeout_bounds)?;
+        if !self.interval_bounds.contains(self.ping_interval) {
+            return Err(E::OutOfBounds {
+                field: F::PingInterval,
+                bounds: F::IntervalBounds,
+            });
+        }
+        if !self.timeout_bounds.contains(self.pong_timeout) {
+            return Err(E::OutOfBounds {
+                field: F::PongTimeout,
+                bounds: F::TimeoutBounds,
+            });
+        }
+        if let Some(b) = self.adaptive_timeout {
+            bounds(F::AdaptiveTimeout, b)?;
+        }
+        if self.idle_only && self.liveness != Liveness::AnyFrame {
+            return Err(E::Requires {
+                field: F::IdleOnly,
+                requires: F::Liveness,
+            });
+        }
+        let dead_close_code = match CloseCode::new(self.dead_close_code) {
+            Some(c) if is_sendable(c.get()) => c,
+            _ => {
+                return Err(E::UnsendableCloseCode {
+                    field: F::DeadCloseCode,
+                    code: self.dead_close_code,
+                })
+            }
+        };
+        if let Some(f) = self.ping_flood {
+            if f.max_pings == 0 {
+                return Err(E::Zero {
+                    field: F::PingFloodMaxPings,
+                });
+            }
+            nonzero(F::PingFloodWindow, f.window)?;
+        }
+        let b = self.backoff;
+        nonzero(F::BackoffBase, b.base)?;
+        if !(b.multiplier.is_finite() && b.multiplier >= 1.0) {
+            return Err(E::InvalidMultiplier {
+                field: F::BackoffMultiplier,
+            });
+        }
+        if b.cap < b.base {
+            return Err(E::Below {
+                field: F::BackoffCap,
+                min: F::BackoffBase,
+            });
+        }
+        if b.max_attempts == Some(0) {
+            return Err(E::Zero {
+                field: F::BackoffMaxAttempts,
+            });
+        }
+        Ok(Config {
+            role: self.role,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            close_timeout: self.close_timeout,
+            liveness: self.liveness,
+            idle_only: self.idle_only,
+            stall_threshold: self.stall_threshold,
+            dead_close_code,
+            adaptive_timeout: self.adaptive_timeout,
+            interval_bounds: self.interval_bounds,
+            timeout_bounds: self.timeout_bounds,
+            ping_flood: self.ping_flood,
+            backoff: self.backoff,
+            reconnect_on_permanent_close: self.reconnect_on_permanent_close,
+        })
+    }
+}
+
+fn nonzero(field: Field, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        Err(ConfigError::Zero { field })
+    } else {
+        Ok(())
+    }
+}
+
+fn bounds(field: Field, b: Bounds) -> Result<(), ConfigError> {
+    if b.min.is_zero() {
+        return Err(ConfigError::Zero { field });
+    }
+    if b.max < b.min {
+        return Err(ConfigError::Inverted { field });
+    }
+    Ok(())
+}
+
+/// A configuration field, named as its builder method is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Field {
+    /// [`ConfigBuilder::ping_interval`]
+    PingInterval,
+    /// [`ConfigBuilder::pong_timeout`]
+    PongTimeout,
+    /// [`ConfigBuilder::close_timeout`]
+    CloseTimeout,
+    /// [`ConfigBuilder::liveness`]
+    Liveness,
+    /// [`ConfigBuilder::idle_only`]
+    IdleOnly,
+    /// [`ConfigBuilder::stall_threshold`]
+    StallThreshold,
+    /// [`ConfigBuilder::dead_close_code`]
+    DeadCloseCode,
+    /// [`ConfigBuilder::adaptive_timeout`]
+    AdaptiveTimeout,
+    /// [`ConfigBuilder::interval_bounds`]
+    IntervalBounds,
+    /// [`ConfigBuilder::timeout_bounds`]
+    TimeoutBounds,
+    /// [`PingFlood::max_pings`]
+    PingFloodMaxPings,
+    /// [`PingFlood::window`]
+    PingFloodWindow,
+    /// [`Backoff::base`]
+    BackoffBase,
+    /// [`Backoff::multiplier`]
+    BackoffMultiplier,
+    /// [`Backoff::cap`]
+    BackoffCap,
+    /// [`Backoff::max_attempts`]
+    BackoffMaxAttempts,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Field::PingInterval => "ping_interval",
+            Field::PongTimeout => "pong_timeout",
+            Field::CloseTimeout => "close_timeout",
+            Field::Liveness => "liveness",
+            Field::IdleOnly => "idle_only",
+            Field::StallThreshold => "stall_threshold",
+            Field::DeadCloseCode => "dead_close_code",
+            Field::AdaptiveTimeout => "adaptive_timeout",
+            Field::IntervalBounds => "interval_bounds",
+            Field::TimeoutBounds => "timeout_bounds",
+            Field::PingFloodMaxPings => "ping_flood.max_pings",
+            Field::PingFloodWindow => "ping_flood.window",
+            Field::BackoffBase => "backoff.base",
+            Field::BackoffMultiplier => "backoff.multiplier",
+            Field::BackoffCap => "backoff.cap",
+            Field::BackoffMaxAttempts => "backoff.max_attempts",
+        })
+    }
+}
+
+/// Why a configuration (or a runtime change) was rejected: the field and the
+/// relation it breaks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConfigError {
+    /// `field` must be greater than zero.
+    Zero {
+        /// The offending field.
+        field: Field,
+    },
+    /// `field`'s minimum is above its maximum.
+    Inverted {
+        /// The offending range.
+        field: Field,
+    },
+    /// `field` lies outside the range configured in `bounds`.
+    OutOfBounds {
+        /// The offending field.
+        field: Field,
+        /// The range it must lie within.
+        bounds: Field,
+    },
+    /// `field` must be at least `min`.
+    Below {
+        /// The offending field.
+        field: Field,
+        /// The field it must not be below.
+        min: Field,
+    },
+    /// `field` is only valid together with a setting of `requires`.
+    Requires {
+        /// The offending field.
+        field: Field,
+        /// The field whose setting it needs.
+        requires: Field,
+    },
+    /// The multiplier must be finite and at least 1.
+    InvalidMultiplier {
+        /// The offending field.
+        field: Field,
+    },
+    /// `code` may not be sent in a close frame.
+    UnsendableCloseCode {
+        /// The offending field.
+        field: Field,
+        /// The rejected code.
+        code: u16,
+    },
+}
+
+impl ConfigError {
+    /// The field that was rejected.
+    pub fn field(&self) -> Field {
+        match *self {
+            ConfigError::Zero { field }
+            | ConfigError::Inverted { field }
+            | ConfigError::OutOfBounds { field, .. }
+            | ConfigError::Below { field, .. }
+            | ConfigError::Requires { field, .. }
+            | ConfigError::InvalidMultiplier { field }
+            | ConfigError::UnsendableCloseCode { field, .. } => field,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Zero { field } => write!(f, "{field} must be greater than zero"),
+            ConfigError::Inverted { field } => write!(f, "{field}: min must not exceed max"),
+            ConfigError::OutOfBounds { field, bounds } => {
+                write!(f, "{field} must lie within {bounds}")
+            }
+            ConfigError::Below { field, min } => write!(f, "{field} must be at least {min}"),
+            ConfigError::Requires { field, requires } => {
+                write!(f, "{field} requires {requires} = AnyFrame")
+            }
+            ConfigError::InvalidMultiplier { field } => {
+                write!(f, "{field} must be a finite number of at least 1")
+            }
+            ConfigError::UnsendableCloseCode { field, code } => write!(
+                f,
+                "{field}: close code {code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}

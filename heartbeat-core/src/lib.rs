@@ -1,0 +1,131 @@
+//! A sans-IO heartbeat for long-lived connections: when to ping, when the peer is
+//! dead, and when to reconnect.
+//!
+//! [`HeartbeatMachine`] takes events (time passing, frames, pings, pongs, closes,
+//! connects) and emits [`Action`]s (send a ping or pong, report a death, close, abort,
+//! reconnect after a delay), plus the next [`Deadline`] so a driver sleeps instead of
+//! polling. It performs no I/O, reads no clock and no randomness, never allocates and
+//! never panics: the same inputs always give the same outputs, which is what makes
+//! the simulated-clock tests of this project exact.
+//!
+//! # The driving contract
+//!
+//! **After any `handle_*` call, drain [`poll_action`](HeartbeatMachine::poll_action)
+//! until `None`, then sleep until [`poll_timeout`](HeartbeatMachine::poll_timeout)
+//! and call [`handle_timeout`](HeartbeatMachine::handle_timeout).**
+//!
+//! Two rules keep verdicts honest:
+//! - Feed everything already readable from the transport *before* expiring deadlines
+//!   at the same moment: a pong sitting in the socket buffer must count.
+//! - Report [`handle_ping_sent`](HeartbeatMachine::handle_ping_sent) when the
+//!   transport took the ping, so a ping queued behind a large write is not a false death.
+//!
+//! Calling `handle_timeout` early or twice is harmless.
+//!
+//! # A blocking driver
+//!
+//! ```
+//! use core::time::Duration;
+//! use heartbeat_core::{Action, Config, HeartbeatMachine, Instant};
+//!
+//! /// Stand-in for a real transport: a peer that answers every ping at once.
+//! #[derive(Default)]
+//! struct Loopback { pending_pong: Option<Vec<u8>> }
+//! enum Frame { Pong(Vec<u8>) }
+//! impl Loopback {
+//!     fn send_ping(&mut self, p: &[u8]) { self.pending_pong = Some(p.to_vec()); }
+//!     /// Blocks until a frame arrives or `timeout` passes.
+//!     fn read(&mut self, _timeout: Duration) -> Option<Frame> { self.pending_pong.take().map(Frame::Pong) }
+//! }
+//!
+//! let config = Config::builder()
+//!     .ping_interval(Duration::from_millis(20))
+//!     .pong_timeout(Duration::from_millis(20))
+//!     .build()?;
+//! let mut hb = HeartbeatMachine::new(config, 0x5eed);
+//! let mut link = Loopback::default();
+//! // A real driver maps std::time::Instant to the machine's time like this;
+//! // here a simulated clock stands in so the example runs instantly.
+//! let mut now = Instant::ZERO;
+//! hb.handle_connected(now);
+//! for _ in 0..10 {
+//!     while let Some(action) = hb.poll_action() {
+//!         match action {
+//!             Action::SendPing(p) => { link.send_ping(p.as_slice()); hb.handle_ping_sent(now); }
+//!             Action::Dead(reason) => panic!("peer died: {reason}"),
+//!             _ => {} // SendPong, SendClose, Abort, Reconnect: see the adapters.
+//!         }
+//!     }
+//!     let deadline = hb.poll_timeout().expect("open connections always have a deadline");
+//!     let wait = deadline.at - now;
+//!     match link.read(wait) {
+//!         // Input first...
+//!         Some(Frame::Pong(p)) => { now = now + Duration::from_millis(1); hb.handle_pong(now, &p) }
+//!         // ...then deadlines.
+//!         None => { now = deadline.at; hb.handle_timeout(now) }
+//!     }
+//! }
+//! assert!(hb.rtt().samples > 0);
+//! # Ok::<(), heartbeat_core::ConfigError>(())
+//! ```
+//!
+//! # An async (`select!`) driver
+//!
+//! ```ignore
+//! loop {
+//!     while let Some(action) = hb.poll_action() { execute(&mut ws, &mut hb, action).await?; }
+//!     let sleep_until = hb.poll_timeout().map(|d| origin + d.at.as_duration());
+//!     tokio::select! {
+//!         biased; // input before timers
+//!         frame = ws.next() => match frame {
+//!             Some(Ok(Message::Pong(p))) => hb.handle_pong(now(), &p),
+//!             Some(Ok(Message::Ping(p))) => hb.handle_ping(now(), &p),
+//!             Some(Ok(Message::Close(c))) => hb.handle_close(now(), c.map(|c| c.code.into())),
+//!             Some(Ok(_)) => hb.handle_frame(now()),
+//!             _ => hb.handle_transport_closed(now()),
+//!         },
+//!         _ = sleep_until_opt(sleep_until) => hb.handle_timeout(now()),
+//!     }
+//! }
+//! ```
+//! The `heartbeat-tokio` adapter is this loop, done completely.
+//!
+//! # Guarantees
+//! - A peer that answers every ping within the pong timeout is never declared dead.
+//! - A silent peer is declared dead no later than
+//!   [`Config::detection_bound`] after its last proof of life, when the driver runs
+//!   its timers on time; a local stall adds at most one pong timeout plus the stall.
+//! - After `handle_timeout(now)`, `poll_timeout()` is never earlier than `now`.
+//! - At most one pong, one ping and one close are ever queued.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+#[cfg(test)]
+extern crate std;
+
+mod action;
+mod backoff;
+mod config;
+mod machine;
+mod reason;
+mod rtt;
+mod stats;
+mod time;
+mod timer;
+
+pub use action::{Action, CloseCode, Payload, MAX_CONTROL_PAYLOAD};
+pub use config::{
+    Backoff, Bounds, Config, ConfigBuilder, ConfigError, Field, Jitter, Liveness, PingFlood, Role,
+};
+pub use machine::HeartbeatMachine;
+pub use reason::{DeathReason, Health, ProtocolError, State};
+pub use rtt::RttStats;
+pub use stats::Stats;
+pub use time::Instant;
+pub use timer::{Deadline, TimerKind};

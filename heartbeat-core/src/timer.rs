@@ -1,0 +1,27 @@
+//! Deadlines the machine wants to be woken for.
+
+use crate::time::Instant;
+
+/// Why the machine wants to be woken: each deadline has a reason a driver can log.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TimerKind {
+    /// Actions are queued: poll them now.
+    Actions,
+    /// The next ping is due.
+    Ping,
+    /// The outstanding ping's pong is due.
+    PongTimeout,
+    /// The close handshake must have finished.
+    CloseTimeout,
+}
+
+/// The earliest deadline, returned by
+/// [`HeartbeatMachine::poll_timeout`](crate::HeartbeatMachine::poll_timeout).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Deadline {
+    /// When to call [`handle_timeout`](crate::HeartbeatMachine::handle_timeout);
+    /// never earlier than the last `now` the machine saw.
+    pub at: Instant,
+    /// Why.
+    pub kind: TimerKind,
+}

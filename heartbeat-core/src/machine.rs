@@ -1,5 +1,6 @@
 //! [`HeartbeatMachine`]: every state transition of a connection's heartbeat, in one place.
 
+use core::borrow::Borrow;
 use core::time::Duration;
 
 use crate::action::{is_sendable, Action, CloseCode, Payload};
@@ -22,9 +23,13 @@ use crate::timer::{Deadline, TimerKind};
 ///
 /// The machine reads no clock: every `handle_*` takes `now`. A `now` earlier than
 /// one already seen is clamped and counted in [`Stats::clock_anomalies`].
+///
+/// `C` is how the machine holds its [`Config`]: by value (the default), or shared
+/// as `&Config` / `Arc<Config>` by a driver of many connections, which keeps each
+/// machine small.
 #[derive(Clone, Debug)]
-pub struct HeartbeatMachine {
-    cfg: Config,
+pub struct HeartbeatMachine<C: Borrow<Config> = Config> {
+    cfg: C,
     /// The latest `now` seen; time never runs backwards inside the machine.
     now: Instant,
     phase: Phase,
@@ -103,7 +108,8 @@ struct FloodWindow {
 struct Outbox {
     pong: Option<Payload>,
     ping: Option<u64>,
-    dead: Option<DeathReason>,
+    /// The reason itself is `HeartbeatMachine::reason`.
+    dead: bool,
     close: Option<(CloseCode, &'static str)>,
     abort: bool,
     reconnect: Option<(Duration, u32)>,
@@ -115,15 +121,19 @@ enum PingVerdict {
     Flood,
 }
 
-impl HeartbeatMachine {
+impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// A machine waiting for its first connection.
     ///
     /// `seed` drives reconnect jitter (use a different one per connection, e.g. from
     /// the OS RNG in the driver); the machine itself never reads randomness.
-    pub fn new(config: Config, seed: u64) -> HeartbeatMachine {
+    pub fn new(config: C, seed: u64) -> HeartbeatMachine<C> {
+        let (interval, timeout) = {
+            let c: &Config = config.borrow();
+            (c.ping_interval, c.pong_timeout)
+        };
         HeartbeatMachine {
-            interval: config.ping_interval,
-            timeout: config.pong_timeout,
+            interval,
+            timeout,
             cfg: config,
             now: Instant::ZERO,
             phase: Phase::Connecting,
@@ -185,7 +195,7 @@ impl HeartbeatMachine {
     /// capped at `backoff.max_requested_delay`.
     pub fn handle_retry_after(&mut self, now: Instant, delay: Duration) {
         self.observe(now);
-        let delay = delay.min(self.cfg.backoff.max_requested_delay);
+        let delay = delay.min(self.cfg().backoff.max_requested_delay);
         match &mut self.out.reconnect {
             // Already scheduled and not yet polled: stretch it in place.
             Some((after, _)) => *after = (*after).max(delay),
@@ -376,7 +386,7 @@ impl HeartbeatMachine {
         match self.phase {
             Phase::Open => self.expire_open(now),
             Phase::Closing { since, local } => {
-                if now >= since + self.cfg.close_timeout {
+                if now >= since + self.cfg().close_timeout {
                     bump(&mut self.stats.close_timeouts);
                     if local.is_some() {
                         self.report(DeathReason::CloseTimeout {
@@ -403,7 +413,7 @@ impl HeartbeatMachine {
     /// handshake, or when the server asks for fewer pings). Takes effect for the next
     /// ping and persists across reconnects. Rejected outside `interval_bounds`.
     pub fn set_ping_interval(&mut self, interval: Duration) -> Result<(), ConfigError> {
-        if !self.cfg.interval_bounds.contains(interval) {
+        if !self.cfg().interval_bounds.contains(interval) {
             return Err(ConfigError::OutOfBounds {
                 field: Field::PingInterval,
                 bounds: Field::IntervalBounds,
@@ -417,7 +427,7 @@ impl HeartbeatMachine {
     /// or always when not adaptive). Applies to the outstanding ping too. Rejected
     /// outside `timeout_bounds`.
     pub fn set_pong_timeout(&mut self, timeout: Duration) -> Result<(), ConfigError> {
-        if !self.cfg.timeout_bounds.contains(timeout) {
+        if !self.cfg().timeout_bounds.contains(timeout) {
             return Err(ConfigError::OutOfBounds {
                 field: Field::PongTimeout,
                 bounds: Field::TimeoutBounds,
@@ -440,8 +450,10 @@ impl HeartbeatMachine {
         if let Some(seq) = out.ping.take() {
             return Some(Action::SendPing(Payload::from_seq(seq)));
         }
-        if let Some(reason) = out.dead.take() {
-            return Some(Action::Dead(reason));
+        if core::mem::take(&mut out.dead) {
+            if let Some(reason) = self.reason {
+                return Some(Action::Dead(reason));
+            }
         }
         if let Some((code, reason)) = out.close.take() {
             return Some(Action::SendClose { code, reason });
@@ -477,7 +489,7 @@ impl HeartbeatMachine {
                 }
             }
             Phase::Closing { since, .. } => {
-                Some((since + self.cfg.close_timeout, TimerKind::CloseTimeout))
+                Some((since + self.cfg().close_timeout, TimerKind::CloseTimeout))
             }
             Phase::Connecting | Phase::Finished => None,
         };
@@ -532,7 +544,7 @@ impl HeartbeatMachine {
 
     /// The configuration it was built with.
     pub fn config(&self) -> &Config {
-        &self.cfg
+        self.cfg.borrow()
     }
 
     /// The ping interval in force.
@@ -543,7 +555,7 @@ impl HeartbeatMachine {
     /// The pong timeout in force: the adaptive one once it has a sample, else the
     /// fixed one.
     pub fn pong_timeout(&self) -> Duration {
-        match (self.cfg.adaptive_timeout, self.rtt.rto()) {
+        match (self.cfg().adaptive_timeout, self.rtt.rto()) {
             (Some(bounds), Some(rto)) => bounds.clamp(rto),
             _ => self.timeout,
         }
@@ -555,6 +567,10 @@ impl HeartbeatMachine {
     }
 
     // ----- transitions (all of them live below) ---------------------------------
+
+    fn cfg(&self) -> &Config {
+        self.cfg.borrow()
+    }
 
     /// Clamps a backwards `now` and records the latest time seen.
     fn observe(&mut self, now: Instant) -> Instant {
@@ -570,7 +586,7 @@ impl HeartbeatMachine {
         if let Some(deadline) = self.pong_deadline() {
             if now >= deadline {
                 let late = now - deadline;
-                if late > self.cfg.stall_threshold && !self.conn.suspect {
+                if late > self.cfg().stall_threshold && !self.conn.suspect {
                     // We, not the peer, were silent: the process was stopped or the
                     // loop saturated. Probe afresh instead of convicting the peer.
                     bump(&mut self.stats.missed_deadlines);
@@ -586,7 +602,7 @@ impl HeartbeatMachine {
                     self.die(
                         now,
                         DeathReason::PongTimeout { waited },
-                        Some((self.cfg.dead_close_code, "keepalive ping timeout")),
+                        Some((self.cfg().dead_close_code, "keepalive ping timeout")),
                     );
                 }
                 return;
@@ -594,7 +610,7 @@ impl HeartbeatMachine {
         }
         if let Some(due) = self.ping_due() {
             if now >= due {
-                if now - due > self.cfg.stall_threshold {
+                if now - due > self.cfg().stall_threshold {
                     bump(&mut self.stats.missed_deadlines);
                 }
                 self.emit_ping(now);
@@ -623,7 +639,7 @@ impl HeartbeatMachine {
     /// every frame does.
     fn inbound(&mut self, now: Instant) {
         self.conn.last_inbound = now;
-        if self.cfg.liveness == Liveness::AnyFrame {
+        if self.cfg().liveness == Liveness::AnyFrame {
             self.prove_alive(now);
         }
     }
@@ -638,7 +654,7 @@ impl HeartbeatMachine {
     }
 
     fn admit_ping(&mut self, now: Instant) -> PingVerdict {
-        let Some(limit) = self.cfg.ping_flood else {
+        let Some(limit) = self.cfg().ping_flood else {
             return PingVerdict::Answer;
         };
         let w = &mut self.conn.flood;
@@ -681,7 +697,7 @@ impl HeartbeatMachine {
     /// Records the sticky reason and queues the one [`Action::Dead`] of this connection.
     fn report(&mut self, reason: DeathReason) {
         self.reason = Some(reason);
-        self.out.dead = Some(reason);
+        self.out.dead = true;
     }
 
     /// Our close was answered (peer's close or transport end).
@@ -701,15 +717,16 @@ impl HeartbeatMachine {
     fn end_connection(&mut self, was_open: bool) {
         self.clear_probe();
         let reason = self.reason.unwrap_or(DeathReason::TransportClosed);
-        if self.cfg.role == Role::Server || !self.may_reconnect(reason) {
+        if self.cfg().role == Role::Server || !self.may_reconnect(reason) {
             self.phase = Phase::Finished;
             return;
         }
         let healthy_for = self.conn.last_evidence - self.conn.connected_at;
-        if was_open && healthy_for >= self.cfg.backoff.reset_after {
+        if was_open && healthy_for >= self.cfg().backoff.reset_after {
             self.backoff.reset();
         }
-        match self.backoff.next_delay(&self.cfg.backoff) {
+        let backoff = self.cfg().backoff;
+        match self.backoff.next_delay(&backoff) {
             Some((delay, attempt)) => {
                 let after = delay.max(self.requested_delay.take().unwrap_or_default());
                 self.out.reconnect = Some((after, attempt));
@@ -724,7 +741,7 @@ impl HeartbeatMachine {
         match reason {
             DeathReason::LocalClose { .. } | DeathReason::CloseTimeout { .. } => false,
             DeathReason::PeerClosed { code: Some(c) } if is_permanent(c) => {
-                self.cfg.reconnect_on_permanent_close
+                self.cfg().reconnect_on_permanent_close
             }
             _ => true,
         }
@@ -740,7 +757,7 @@ impl HeartbeatMachine {
             return None;
         }
         let mut base = self.conn.last_ping_at.unwrap_or(self.conn.connected_at);
-        if self.cfg.idle_only {
+        if self.cfg().idle_only {
             base = base.max(self.conn.last_inbound);
         }
         Some(base + self.interval)
@@ -750,7 +767,7 @@ impl HeartbeatMachine {
         let o = &self.out;
         o.pong.is_some()
             || o.ping.is_some()
-            || o.dead.is_some()
+            || o.dead
             || o.close.is_some()
             || o.abort
             || o.reconnect.is_some()

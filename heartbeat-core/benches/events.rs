@@ -25,35 +25,43 @@ fn main() {
         .expect("valid");
 
     println!("heartbeat-core event costs (median of {ROUNDS} rounds of {N} events)");
-    report("ping/pong cycle (timeout, poll ping, sent, pong, poll)", 4, || {
-        let mut m = HeartbeatMachine::new(config, 1);
-        m.handle_connected(Instant::ZERO);
-        let mut now = Instant::ZERO;
-        let step = Duration::from_millis(100);
-        Box::new(move || {
-            now = now + step;
-            m.handle_timeout(now);
-            let mut payload = [0u8; 8];
-            while let Some(a) = m.poll_action() {
-                if let heartbeat_core::Action::SendPing(p) = a {
-                    payload.copy_from_slice(p.as_slice());
+    report(
+        "ping/pong cycle (timeout, poll ping, sent, pong, poll)",
+        4,
+        || {
+            let mut m = HeartbeatMachine::new(config, 1);
+            m.handle_connected(Instant::ZERO);
+            let mut now = Instant::ZERO;
+            let step = Duration::from_millis(100);
+            Box::new(move || {
+                now = now + step;
+                m.handle_timeout(now);
+                let mut payload = [0u8; 8];
+                while let Some(a) = m.poll_action() {
+                    if let heartbeat_core::Action::SendPing(p) = a {
+                        payload.copy_from_slice(p.as_slice());
+                    }
                 }
-            }
-            m.handle_ping_sent(now);
-            m.handle_pong(now + Duration::from_millis(1), black_box(&payload));
-            black_box(m.poll_timeout());
-        })
-    });
-    report("inbound data frame (handle_frame + poll_timeout)", 1, || {
-        let mut m = HeartbeatMachine::new(config, 1);
-        m.handle_connected(Instant::ZERO);
-        let mut now = 0u64;
-        Box::new(move || {
-            now += 1_000;
-            m.handle_frame(Instant::from_nanos(now));
-            black_box(m.poll_timeout());
-        })
-    });
+                m.handle_ping_sent(now);
+                m.handle_pong(now + Duration::from_millis(1), black_box(&payload));
+                black_box(m.poll_timeout());
+            })
+        },
+    );
+    report(
+        "inbound data frame (handle_frame + poll_timeout)",
+        1,
+        || {
+            let mut m = HeartbeatMachine::new(config, 1);
+            m.handle_connected(Instant::ZERO);
+            let mut now = 0u64;
+            Box::new(move || {
+                now += 1_000;
+                m.handle_frame(Instant::from_nanos(now));
+                black_box(m.poll_timeout());
+            })
+        },
+    );
     report("inbound ping answered (handle_ping + poll pong)", 1, || {
         let mut m = HeartbeatMachine::new(
             Config::builder().ping_flood(None).build().expect("valid"),

@@ -44,7 +44,11 @@ fn core_sources_read_no_clock_no_rng_and_do_no_io() {
     }
     assert!(checked >= 5, "checked {checked} files");
     let lib = fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
-    for attr in ["#![no_std]", "#![forbid(unsafe_code)]", "#![warn(missing_docs)]"] {
+    for attr in [
+        "#![no_std]",
+        "#![forbid(unsafe_code)]",
+        "#![warn(missing_docs)]",
+    ] {
         assert!(lib.contains(attr), "lib.rs lacks {attr}");
     }
 }

@@ -370,7 +370,10 @@ impl<C: Borrow<Config>> Sim<C> {
 
     fn next_at(&self) -> Option<Instant> {
         let ev = self.next_event().map(|(_, e)| self.effective_at(&e));
-        let timer = self.machine.poll_timeout().map(|d| self.defer_for_stall(d.at));
+        let timer = self
+            .machine
+            .poll_timeout()
+            .map(|d| self.defer_for_stall(d.at));
         match (ev, timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -388,9 +391,9 @@ impl<C: Borrow<Config>> Sim<C> {
     /// Events on our side wait out a local stall; the peer's side does not stall.
     fn effective_at(&self, e: &Event) -> Instant {
         match e.kind {
-            EventKind::ToUs { .. } | EventKind::PingSent { .. } | EventKind::ConnectResult { .. } => {
-                self.defer_for_stall(e.at)
-            }
+            EventKind::ToUs { .. }
+            | EventKind::PingSent { .. }
+            | EventKind::ConnectResult { .. } => self.defer_for_stall(e.at),
             _ => e.at,
         }
     }
@@ -514,7 +517,9 @@ impl<C: Borrow<Config>> Sim<C> {
                     EventKind::PingSent { conn, payload },
                 ),
                 Action::SendPong(p) => self.send(now, conn, PEER, Frame::Pong(p)),
-                Action::SendClose { code, .. } => self.send(now, conn, PEER, Frame::Close(code.get())),
+                Action::SendClose { code, .. } => {
+                    self.send(now, conn, PEER, Frame::Close(code.get()))
+                }
                 Action::Dead(_) => {}
                 Action::Abort => self.conn = None,
                 Action::Reconnect { after, .. } => {
@@ -542,7 +547,9 @@ impl<C: Borrow<Config>> Sim<C> {
     fn send(&mut self, at: Instant, conn: u32, to: usize, frame: Frame) {
         let link = self.cfg.link;
         let mut delay = link.latency + self.random_upto(link.jitter);
-        if link.loss_percent > 0 && self.random_upto(Duration::from_nanos(99)).as_nanos() < u128::from(link.loss_percent) {
+        if link.loss_percent > 0
+            && self.random_upto(Duration::from_nanos(99)).as_nanos() < u128::from(link.loss_percent)
+        {
             delay += link.retransmit_delay;
         }
         let mut deliver = (at + delay).max(self.last_delivery[to]);
@@ -578,7 +585,9 @@ impl<C: Borrow<Config>> Sim<C> {
             Fault::Partition { from, until } if to == US && in_window(t, from, until) => {
                 Some(until)
             }
-            Fault::LocalSleep { at, duration } if to == US && in_window(t, at, Some(at + duration)) => {
+            Fault::LocalSleep { at, duration }
+                if to == US && in_window(t, at, Some(at + duration)) =>
+            {
                 Some(Some(at + duration + self.cfg.link.retransmit_delay))
             }
             _ => None,

@@ -105,7 +105,10 @@ fn scenario(with_faults: bool) -> impl Strategy<Value = Scenario> {
                         at: from,
                         duration: ms(len),
                     }),
-                    _ => Some(Fault::PeerClose { at: from, code: 1001 }),
+                    _ => Some(Fault::PeerClose {
+                        at: from,
+                        code: 1001,
+                    }),
                 };
                 Scenario {
                     config,
@@ -163,7 +166,8 @@ impl Reference {
             }
             Record::PingSent => self.probe_started = Some(at),
             Record::Received(frame) => {
-                let counts = matches!(frame, Frame::Pong(_)) || cfg.liveness() == Liveness::AnyFrame;
+                let counts =
+                    matches!(frame, Frame::Pong(_)) || cfg.liveness() == Liveness::AnyFrame;
                 if counts {
                     self.last_evidence = Some(at);
                 }
@@ -272,7 +276,11 @@ fn run_checked(s: &Scenario, secs: u64) -> Result<Vec<(Instant, Record)>, TestCa
                 }
             }
             if m.now() > sim.now() {
-                return Err(format!("machine at {:?} ahead of sim at {:?}", m.now(), sim.now()));
+                return Err(format!(
+                    "machine at {:?} ahead of sim at {:?}",
+                    m.now(),
+                    sim.now()
+                ));
             }
             if let (State::Open, Some(last)) = (m.state(), m.last_proof_of_life()) {
                 if m.now() > last + bound {

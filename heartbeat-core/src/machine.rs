@@ -512,10 +512,14 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
-    /// A graded view of the peer's liveness.
+    /// A graded view of the peer's liveness, as of the last `now` seen.
+    ///
+    /// Suspect while open means a deadline was missed but no verdict is due yet:
+    /// the outstanding pong is later than the RTT estimate predicts
+    /// (`SRTT + 4·RTTVAR`), or a local stall forced a fresh probe.
     pub fn health(&self) -> Health {
         match self.phase {
-            Phase::Open if self.conn.suspect => Health::Suspect,
+            Phase::Open if self.conn.suspect || self.pong_overdue() => Health::Suspect,
             Phase::Open => Health::Healthy,
             Phase::Connecting if self.reason.is_none() => Health::Suspect,
             _ => Health::Dead,
@@ -761,6 +765,14 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
             base = base.max(self.conn.last_inbound);
         }
         Some(base + self.interval)
+    }
+
+    /// The armed probe has waited longer than the RTT estimate allows.
+    fn pong_overdue(&self) -> bool {
+        match (self.conn.probe, self.rtt.rto()) {
+            (Some(p), Some(rto)) if p.armed => self.now - p.sent_at.unwrap_or(p.emitted_at) > rto,
+            _ => false,
+        }
     }
 
     fn has_actions(&self) -> bool {

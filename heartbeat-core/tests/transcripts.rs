@@ -623,6 +623,23 @@ fn a_late_pong_deadline_is_blamed_on_our_stall_and_gets_one_fresh_probe() {
 }
 
 #[test]
+fn health_is_graded_suspect_when_a_pong_is_later_than_the_rtt_estimate() {
+    let mut m = open(base());
+    assert_eq!(m.health(), Health::Healthy);
+    ping_at(&mut m, 1000, 0);
+    m.handle_pong(t(1020), &seq(0)); // SRTT 20, RTTVAR 10: expected within 60 ms
+    ping_at(&mut m, 2000, 1);
+    m.handle_timeout(t(2050));
+    assert_eq!(m.health(), Health::Healthy);
+    m.handle_timeout(t(2061));
+    assert_eq!(m.health(), Health::Suspect, "overdue, not yet dead");
+    m.handle_pong(t(2100), &seq(1));
+    assert_eq!(m.health(), Health::Healthy);
+    m.handle_transport_closed(t(2200));
+    assert_eq!(m.health(), Health::Dead);
+}
+
+#[test]
 fn stall_forgiveness_is_granted_once_per_proof_of_life() {
     let mut m = open(base());
     ping_at(&mut m, 1000, 0);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then
+# runs the format check, clippy with -D warnings, and every workspace test
+# (including the fuzz corpus replay and the interop tests against Python websockets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- what the tests need --------------------------------------------------------
+if ! python3 -c 'import websockets, sys; sys.exit(0 if websockets.version.version.startswith("17.") else 1)' 2>/dev/null; then
+    echo "installing Python websockets 17 (the reference peer for interop tests)"
+    python3 -m pip install --quiet --disable-pip-version-check 'websockets>=17,<18'
+fi
+python3 -c 'import websockets; print("python websockets", websockets.version.version)'
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# --- checks ---------------------------------------------------------------------
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace

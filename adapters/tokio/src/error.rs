@@ -1,0 +1,134 @@
+//! What can end a connection, as the application sees it.
+
+use core::time::Duration;
+use std::sync::Arc;
+
+use heartbeat_core::{DeathReason, ProtocolError};
+use tokio_tungstenite::tungstenite;
+
+/// Which side started a close handshake.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Initiator {
+    /// This application (or the machine on its behalf).
+    Local,
+    /// The peer.
+    Peer,
+}
+
+/// Why a connection (or an operation on it) failed.
+///
+/// Every terminal error is delivered at detection time: [`Receiver::recv`] returns it
+/// as soon as the messages queued before it are read, and [`Sender::send`] fails with
+/// it from then on.
+///
+/// [`Receiver::recv`]: crate::Receiver::recv
+/// [`Sender::send`]: crate::Sender::send
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No pong (or, with `Liveness::AnyFrame`, no frame at all) arrived within the
+    /// pong timeout after a ping was handed to the transport: the machine's
+    /// [`DeathReason::PongTimeout`].
+    #[error("peer unresponsive: nothing heard {waited:?} after the ping was sent")]
+    PeerUnresponsive {
+        /// How long the machine waited after the ping was sent.
+        waited: Duration,
+    },
+    /// A close handshake ended the connection.
+    #[error("connection closed by {initiator:?} with code {code:?} {reason:?}")]
+    Closed {
+        /// The close code (`None`: the peer's close frame carried none).
+        code: Option<u16>,
+        /// The reason text of the peer's close frame (empty for local closes).
+        reason: String,
+        /// Who started the close.
+        initiator: Initiator,
+    },
+    /// Our close was not answered within the configured close timeout.
+    #[error("close handshake not answered within {waited:?}")]
+    CloseTimeout {
+        /// How long the machine waited.
+        waited: Duration,
+    },
+    /// The peer pinged faster than the configured budget; closed with 1008.
+    #[error("peer exceeded the ping budget; closed with 1008")]
+    PingFlood,
+    /// The peer broke the WebSocket protocol; closed with 1002.
+    #[error("protocol error: {kind}{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Protocol {
+        /// The machine's classification.
+        kind: ProtocolError,
+        /// What the WebSocket layer reported, if it did.
+        detail: Option<Arc<tungstenite::Error>>,
+    },
+    /// The transport ended without a close handshake (what the wire calls 1006).
+    #[error("transport closed without a close handshake{}", source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    TransportClosed {
+        /// The I/O or WebSocket error that ended it, if any (plain EOF has none).
+        source: Option<Arc<tungstenite::Error>>,
+    },
+    /// Connecting (TCP or the WebSocket handshake) failed.
+    #[error("connect failed: {0}")]
+    Connect(Arc<tungstenite::Error>),
+    /// The WebSocket handshake did not finish within the configured timeout.
+    #[error("WebSocket handshake not finished within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// Only text and binary messages may be sent; control frames belong to the driver.
+    #[error("only text and binary messages may be sent by the application")]
+    NotData,
+    /// The driver task ended without reporting why (it panicked or its runtime shut down).
+    #[error("the connection's driver task is gone")]
+    DriverGone,
+}
+
+impl Error {
+    /// Whether the peer or the network is at fault (not a clean 1000/1001 close or a
+    /// close this application asked for). Mirrors [`DeathReason::is_fault`].
+    pub fn is_fault(&self) -> bool {
+        !matches!(
+            self,
+            Error::Closed {
+                initiator: Initiator::Local,
+                ..
+            } | Error::Closed {
+                code: Some(1000 | 1001),
+                ..
+            }
+        )
+    }
+
+    /// The error the application sees for the machine's verdict `reason`, with the
+    /// details only the driver knows (the peer's close text, the transport error).
+    pub(crate) fn from_death(
+        reason: DeathReason,
+        peer_close_text: &str,
+        transport: Option<&Arc<tungstenite::Error>>,
+    ) -> Error {
+        match reason {
+            DeathReason::PongTimeout { waited } => Error::PeerUnresponsive { waited },
+            DeathReason::CloseTimeout { waited } => Error::CloseTimeout { waited },
+            DeathReason::PeerClosed { code } => Error::Closed {
+                code,
+                reason: peer_close_text.to_owned(),
+                initiator: Initiator::Peer,
+            },
+            DeathReason::TransportClosed => Error::TransportClosed {
+                source: transport.cloned(),
+            },
+            DeathReason::ProtocolError(kind) => Error::Protocol {
+                kind,
+                detail: transport.cloned(),
+            },
+            DeathReason::PingFlood => Error::PingFlood,
+            DeathReason::LocalClose { code } => Error::Closed {
+                code: Some(code),
+                reason: String::new(),
+                initiator: Initiator::Local,
+            },
+            DeathReason::ConnectFailed => match transport {
+                Some(e) => Error::Connect(e.clone()),
+                None => Error::TransportClosed { source: None },
+            },
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The application's side of a connection: [`KeepAlive`], split into [`Sender`] and
+//! [`Receiver`].
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::{Arc, OnceLock};
+
+use futures_util::Stream;
+use heartbeat_core::{CloseCode, HeartbeatMachine};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::clock::Clock;
+use crate::driver::{Cmd, Driver, Link};
+use crate::error::Error;
+use crate::options::Options;
+use crate::status::Status;
+
+/// A WebSocket connection whose heartbeat runs by itself.
+///
+/// [`KeepAlive::new`] takes a connected `WebSocketStream<S>` and spawns a *driver
+/// task* that owns it: the task reads every frame, sends the machine's pings and
+/// pongs, runs its deadlines and executes its verdicts, so heartbeats keep running
+/// while the application is busy, or only ever sends. The socket type is erased once
+/// the driver owns it, so one `KeepAlive` type serves TCP, TLS and in-memory streams.
+///
+/// The application talks to the task through this handle, or through the two halves
+/// of [`split`](KeepAlive::split): a cloneable [`Sender`] (data messages, close) and a
+/// [`Receiver`] (data messages, then the terminal [`Error`]). Dropping every `Sender`
+/// and the `Receiver` closes the connection with 1000.
+#[derive(Debug)]
+pub struct KeepAlive {
+    sender: Sender,
+    receiver: Receiver,
+}
+
+impl KeepAlive {
+    /// Starts the heartbeat on an open WebSocket and spawns its driver task.
+    ///
+    /// The machine is built from `options.heartbeat` and told the connection is up
+    /// now; use a `Role::Server` config for accepted connections. Must be called
+    /// inside a tokio runtime.
+    pub fn new<S>(ws: WebSocketStream<S>, options: &Options) -> KeepAlive
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Self::with_hook(ws, options, None)
+    }
+
+    /// [`new`](Self::new), plus `on_dead` run by the driver at detection time.
+    pub(crate) fn with_hook<S>(
+        ws: WebSocketStream<S>,
+        options: &Options,
+        on_dead: Option<Box<dyn FnOnce() + Send>>,
+    ) -> KeepAlive
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let clock = Clock::start();
+        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        hb.handle_connected(clock.now());
+        crate::event::emit(
+            &options.observer,
+            crate::event::Event::Connected { attempt: 0 },
+        );
+        let (mut link, handle) = channel(options, Status::of(&hb, &clock));
+        link.on_dead = on_dead;
+        let codec = options.codec.clone();
+        tokio::spawn(async move {
+            // A single connection: a Reconnect the machine may emit is not ours to act on.
+            let _ = Driver::new(ws, &mut hb, clock, codec, link).run().await;
+        });
+        handle
+    }
+
+    /// Sends a text or binary message; waits while the outbound queue is full.
+    pub async fn send(&self, msg: Message) -> Result<(), Error> {
+        self.sender.send(msg).await
+    }
+
+    /// The next data message, or the error that ended the connection.
+    pub async fn recv(&mut self) -> Result<Message, Error> {
+        self.receiver.recv().await
+    }
+
+    /// Starts a close handshake with `code` (see [`Sender::close`]).
+    pub async fn close(&self, code: CloseCode) -> Result<(), Error> {
+        self.sender.close(code).await
+    }
+
+    /// The latest heartbeat snapshot (RTT, health, counters). Never waits.
+    pub fn status(&self) -> Status {
+        self.sender.status()
+    }
+
+    /// A watch on the snapshot, to await changes (e.g. the verdict).
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.sender.status.clone()
+    }
+
+    /// Resolves when the machine has given its verdict on this connection, with the
+    /// error the application will see: at detection time, whatever data is queued.
+    pub async fn dead(&self) -> Error {
+        self.sender.dead().await
+    }
+
+    /// Another sending handle to this connection.
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
+    }
+
+    /// Splits into a cloneable sending half and the receiving half.
+    pub fn split(self) -> (Sender, Receiver) {
+        (self.sender, self.receiver)
+    }
+}
+
+/// The sending half of a [`KeepAlive`]; clone it freely.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    cmd_tx: mpsc::Sender<Cmd>,
+    shared: Arc<Shared>,
+    status: watch::Receiver<Status>,
+}
+
+impl Sender {
+    /// Queues a text or binary message for the driver; waits while the queue is full.
+    ///
+    /// Fails with the connection's terminal error once the machine has declared it
+    /// over, and with [`Error::NotData`] for control frames (the driver owns those).
+    pub async fn send(&self, msg: Message) -> Result<(), Error> {
+        check_data(&msg)?;
+        self.check_alive()?;
+        self.cmd_tx
+            .send(Cmd::Send(msg))
+            .await
+            .map_err(|_| self.terminal())
+    }
+
+    /// Queues a message without waiting; `Ok(false)` if the queue is full (the
+    /// message is dropped). Used by broadcasts, which must never block on one client.
+    pub fn try_send(&self, msg: Message) -> Result<bool, Error> {
+        check_data(&msg)?;
+        self.check_alive()?;
+        match self.cmd_tx.try_send(Cmd::Send(msg)) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.terminal()),
+        }
+    }
+
+    /// Starts a close handshake with `code`; no reconnect follows. The [`Receiver`]
+    /// then ends with [`Error::Closed`] (initiator `Local`) once the peer answers, or
+    /// [`Error::CloseTimeout`] if it does not within the configured close timeout.
+    pub async fn close(&self, code: CloseCode) -> Result<(), Error> {
+        self.check_alive()?;
+        self.cmd_tx
+            .send(Cmd::Close(code))
+            .await
+            .map_err(|_| self.terminal())
+    }
+
+    /// The latest heartbeat snapshot. Never waits.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// Resolves at detection time with the error that ended the connection.
+    pub async fn dead(&self) -> Error {
+        if let Some(e) = self.shared.terminal.get() {
+            return e.clone();
+        }
+        let mut status = self.status.clone();
+        // An Err means the driver is gone, which also ends the wait.
+        let _ = status.wait_for(|s| s.is_over()).await;
+        self.terminal()
+    }
+
+    fn check_alive(&self) -> Result<(), Error> {
+        match self.shared.terminal.get() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn terminal(&self) -> Error {
+        self.shared
+            .terminal
+            .get()
+            .cloned()
+            .unwrap_or(Error::DriverGone)
+    }
+}
+
+/// The receiving half of a [`KeepAlive`]: data messages in arrival order, then the
+/// error that ended the connection.
+///
+/// Also a [`Stream`] of `Result<Message, Error>` that yields the terminal error once
+/// and then ends.
+#[derive(Debug)]
+pub struct Receiver {
+    data_rx: mpsc::Receiver<Message>,
+    shared: Arc<Shared>,
+    status: watch::Receiver<Status>,
+    ended: bool,
+}
+
+impl Receiver {
+    /// The next data message; once the connection is over (and every message queued
+    /// before the verdict has been read) the terminal error, on every call.
+    pub async fn recv(&mut self) -> Result<Message, Error> {
+        match self.data_rx.recv().await {
+            Some(m) => Ok(m),
+            None => Err(self.terminal()),
+        }
+    }
+
+    /// The latest heartbeat snapshot. Never waits.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    fn terminal(&self) -> Error {
+        self.shared
+            .terminal
+            .get()
+            .cloned()
+            .unwrap_or(Error::DriverGone)
+    }
+}
+
+impl Stream for Receiver {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.data_rx.poll_recv(cx) {
+            Poll::Ready(Some(m)) => Poll::Ready(Some(Ok(m))),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(self.terminal())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// State both halves and the driver share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Set by the driver at detection time, before it drops its data sender, so a
+    /// receiver that sees the channel end always finds the reason here.
+    pub(crate) terminal: OnceLock<Error>,
+}
+
+/// The channels between one driver and its application handle.
+pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
+    let (cmd_tx, cmd_rx) = mpsc::channel(options.outbound_capacity.max(1));
+    let (data_tx, data_rx) = mpsc::channel(options.inbound_capacity.max(1));
+    let (status_tx, status_rx) = watch::channel(initial);
+    let shared = Arc::new(Shared::default());
+    let link = Link {
+        observer: options.observer.clone(),
+        cmd_rx,
+        data_tx: Some(data_tx),
+        shared: shared.clone(),
+        status_tx,
+        mirror: None,
+        on_dead: None,
+    };
+    let handle = KeepAlive {
+        sender: Sender {
+            cmd_tx,
+            shared: shared.clone(),
+            status: status_rx.clone(),
+        },
+        receiver: Receiver {
+            data_rx,
+            shared,
+            status: status_rx,
+            ended: false,
+        },
+    };
+    (link, handle)
+}
+
+fn check_data(msg: &Message) -> Result<(), Error> {
+    match msg {
+        Message::Text(_) | Message::Binary(_) => Ok(()),
+        _ => Err(Error::NotData),
+    }
+}

@@ -1,0 +1,245 @@
+//! A client that reconnects by itself: a sequence of live connections.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+
+use futures_util::Stream;
+use heartbeat_core::{Action, CloseCode, HeartbeatMachine};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::event::{emit, Event};
+use crate::handle::{channel, KeepAlive};
+use crate::options::Options;
+use crate::status::Status;
+
+/// Connects to `url` (`ws://` only) and keeps reconnecting per `options.heartbeat`'s
+/// backoff (use a `Role::Client` config).
+///
+/// [`connect`] returns [`Connections`], a stream of [`KeepAlive`]s, one per
+/// successful connection. A supervisor task owns one [`HeartbeatMachine`] for the
+/// whole sequence (so backoff, ping sequence numbers and counters carry over) and
+/// runs each connection's driver in turn. When a connection dies, its handle's
+/// [`Receiver`](crate::Receiver) ends with the reason, and the next `KeepAlive`
+/// arrives when the machine's `Reconnect` delay has passed and a new connection is
+/// up. Messages are never carried over: what was queued on a dead connection fails
+/// with its error, and the application decides what to resend on the next one
+/// (resubscribe, replay from a cursor, ...).
+///
+/// The sequence ends when the machine finishes: the application closed a connection
+/// (`Sender::close`), the server closed with a permanent code (1002, 1003, 1007-1010),
+/// or `backoff.max_attempts` consecutive attempts failed. Dropping `Connections`
+/// stops reconnection; the current connection lives on while its handle is held.
+///
+/// Each attempt (TCP connect with `TCP_NODELAY`, then the WebSocket handshake) must
+/// finish within `options.handshake_timeout` or it counts as failed. Must be called
+/// inside a tokio runtime.
+pub fn connect(url: impl Into<String>, options: Options) -> Connections {
+    let url: String = url.into();
+    let ws_config = options.websocket;
+    connect_with(
+        move || {
+            let url = url.clone();
+            async move {
+                let (ws, _response) = tokio_tungstenite::connect_async_with_config(
+                    url.as_str(),
+                    Some(ws_config),
+                    true, // TCP_NODELAY: a pong must not wait for a delayed ACK
+                )
+                .await
+                .map_err(|e| Error::Connect(Arc::new(e)))?;
+                Ok::<WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>, Error>(ws)
+            }
+        },
+        options,
+    )
+}
+
+/// [`connect`] with a custom way of opening each connection (another transport, a
+/// proxy, TLS, or a test double). `connector` is called once per attempt.
+pub fn connect_with<F, Fut, S>(connector: F, options: Options) -> Connections
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<WebSocketStream<S>, Error>> + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let clock = Clock::start();
+    let hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+    let (status_tx, status_rx) = watch::channel(Status::of(&hb, &clock));
+    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let last_error = Arc::new(Mutex::new(None));
+    let supervisor = Supervisor {
+        hb,
+        clock,
+        options,
+        conn_tx,
+        status_tx: Arc::new(status_tx),
+        last_error: last_error.clone(),
+    };
+    tokio::spawn(supervisor.run(connector));
+    Connections {
+        conn_rx,
+        status: status_rx,
+        last_error,
+    }
+}
+
+/// The live connections of a reconnecting client, in order; see [`connect`].
+///
+/// Also a [`Stream`] of [`KeepAlive`].
+#[derive(Debug)]
+pub struct Connections {
+    conn_rx: mpsc::UnboundedReceiver<KeepAlive>,
+    status: watch::Receiver<Status>,
+    last_error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Connections {
+    /// The next live connection, or `None` once the machine has finished.
+    pub async fn next(&mut self) -> Option<KeepAlive> {
+        self.conn_rx.recv().await
+    }
+
+    /// The machine's snapshot across connections (state, backoff-driven
+    /// reconnects, counters, RTT). Never waits.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A watch on [`status`](Self::status).
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Why the most recent connection attempt failed, if it did.
+    pub fn last_connect_error(&self) -> Option<Error> {
+        lock(&self.last_error).clone()
+    }
+}
+
+impl Stream for Connections {
+    type Item = KeepAlive;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<KeepAlive>> {
+        self.conn_rx.poll_recv(cx)
+    }
+}
+
+struct Supervisor {
+    hb: HeartbeatMachine,
+    clock: Clock,
+    options: Options,
+    conn_tx: mpsc::UnboundedSender<KeepAlive>,
+    status_tx: Arc<watch::Sender<Status>>,
+    last_error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Supervisor {
+    async fn run<F, Fut, S>(mut self, mut connector: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<WebSocketStream<S>, Error>>,
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut attempt_no = 0;
+        loop {
+            let timeout = self.options.handshake_timeout;
+            let attempt = tokio::time::timeout(timeout, connector()).await;
+            let now = self.clock.now();
+            let mut reconnect = None;
+            match attempt {
+                Ok(Ok(ws)) => {
+                    *lock(&self.last_error) = None;
+                    self.hb.handle_connected(now);
+                    info!(connects = self.hb.stats().connects, "connected");
+                    emit(
+                        &self.options.observer,
+                        Event::Connected {
+                            attempt: attempt_no,
+                        },
+                    );
+                    let (mut link, handle) = channel(&self.options, self.status());
+                    link.mirror = Some(self.status_tx.clone());
+                    if self.conn_tx.send(handle).is_err() {
+                        // Nobody will ever read this connection: close it cleanly.
+                        self.hb.close(now, CloseCode::GOING_AWAY);
+                    }
+                    let codec = self.options.codec.clone();
+                    reconnect = Driver::new(ws, &mut self.hb, self.clock, codec, link)
+                        .run()
+                        .await;
+                }
+                Ok(Err(e)) => {
+                    debug!(error = %e, "connect failed");
+                    emit(
+                        &self.options.observer,
+                        Event::ConnectFailed { error: e.clone() },
+                    );
+                    *lock(&self.last_error) = Some(e);
+                    self.hb.handle_connect_failed(now);
+                }
+                Err(_) => {
+                    debug!(?timeout, "handshake timed out");
+                    emit(
+                        &self.options.observer,
+                        Event::ConnectFailed {
+                            error: Error::HandshakeTimeout(timeout),
+                        },
+                    );
+                    *lock(&self.last_error) = Some(Error::HandshakeTimeout(timeout));
+                    self.hb.handle_connect_failed(now);
+                }
+            }
+            while let Some(action) = self.hb.poll_action() {
+                match action {
+                    Action::Reconnect { after, attempt } => reconnect = Some((after, attempt)),
+                    other => debug!(?other, "action between connections"),
+                }
+            }
+            set(&self.status_tx, self.status());
+            let Some((after, attempt)) = reconnect else {
+                info!(state = ?self.hb.state(), "finished; no more connections");
+                return;
+            };
+            if self.conn_tx.is_closed() {
+                debug!("connections dropped; not reconnecting");
+                return;
+            }
+            attempt_no = attempt;
+            emit(
+                &self.options.observer,
+                Event::Reconnecting { after, attempt },
+            );
+            if attempt > 1 {
+                warn!(?after, attempt, "reconnecting after backoff");
+            } else {
+                info!(?after, attempt, "reconnecting");
+            }
+            tokio::time::sleep(after).await;
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status::of(&self.hb, &self.clock)
+    }
+}
+
+fn set(tx: &watch::Sender<Status>, status: Status) {
+    tx.send_if_modified(|s| {
+        let changed = *s != status;
+        *s = status;
+        changed
+    });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the Option half-written.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

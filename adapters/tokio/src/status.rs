@@ -1,0 +1,50 @@
+//! A snapshot of a connection's heartbeat, readable from any handle at any time.
+
+use core::time::Duration;
+
+use heartbeat_core::{Health, HeartbeatMachine, RttStats, State, Stats};
+
+use crate::clock::Clock;
+
+/// What the machine knows about a connection right now: published by the driver
+/// after every event it handles, read without waiting through
+/// [`KeepAlive::status`](crate::KeepAlive::status) or watched for changes with
+/// [`KeepAlive::watch_status`](crate::KeepAlive::watch_status).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// Where the machine stands.
+    pub state: State,
+    /// Graded liveness.
+    pub health: Health,
+    /// RTT figures from matched pongs.
+    pub rtt: RttStats,
+    /// Counters (for a reconnecting client: across all its connections).
+    pub stats: Stats,
+    /// The ping interval in force.
+    pub ping_interval: Duration,
+    /// The pong timeout in force.
+    pub pong_timeout: Duration,
+    /// The last proof of life on the current connection, on tokio's clock.
+    pub last_proof_of_life: Option<tokio::time::Instant>,
+}
+
+impl Status {
+    /// The snapshot of `hb`, with its times mapped through `clock`.
+    pub(crate) fn of(hb: &HeartbeatMachine, clock: &Clock) -> Status {
+        Status {
+            state: hb.state(),
+            health: hb.health(),
+            rtt: hb.rtt(),
+            stats: hb.stats(),
+            ping_interval: hb.ping_interval(),
+            pong_timeout: hb.pong_timeout(),
+            last_proof_of_life: hb.last_proof_of_life().map(|t| clock.to_tokio(t)),
+        }
+    }
+
+    /// Whether the connection is over (the machine's verdict is in), even if a
+    /// close handshake is still being finished.
+    pub fn is_over(&self) -> bool {
+        matches!(self.state, State::Dead { .. } | State::Finished { .. })
+    }
+}

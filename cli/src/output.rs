@@ -1,0 +1,105 @@
+//! Where events go: aligned text for people (coloured only on a terminal) or one JSON
+//! object per line for scripts.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+/// Prints events; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Out {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    json: bool,
+    colour: bool,
+    start: Instant,
+}
+
+/// How a text line is highlighted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tone {
+    /// Ordinary progress.
+    Plain,
+    /// Good news (connected, healed).
+    Good,
+    /// A fault or a detection.
+    Bad,
+    /// A section heading.
+    Heading,
+}
+
+impl Out {
+    /// Text on stdout, coloured if stdout is a terminal; or JSON lines.
+    pub fn new(json: bool) -> Out {
+        Out {
+            inner: Arc::new(Inner {
+                json,
+                colour: !json && std::io::stdout().is_terminal(),
+                start: Instant::now(),
+            }),
+        }
+    }
+
+    /// Seconds since the program started.
+    pub fn elapsed(&self) -> f64 {
+        self.inner.start.elapsed().as_secs_f64()
+    }
+
+    /// Emits `event` with `fields` as JSON, or `who` + `text` as an aligned text line
+    /// (nothing in text mode when `text` is empty).
+    pub fn event(&self, event: &str, who: &str, fields: Value, tone: Tone, text: &str) {
+        let t = self.elapsed();
+        let mut out = std::io::stdout().lock();
+        let result = if self.inner.json {
+            let mut obj = Map::new();
+            obj.insert("event".into(), json!(event));
+            obj.insert("t".into(), json!(round3(t)));
+            if !who.is_empty() {
+                obj.insert("who".into(), json!(who));
+            }
+            if let Value::Object(fields) = fields {
+                obj.extend(fields);
+            }
+            writeln!(out, "{}", Value::Object(obj))
+        } else {
+            let (on, off) = match (self.inner.colour, tone) {
+                (false, _) | (true, Tone::Plain) => ("", ""),
+                (true, Tone::Good) => ("\x1b[32m", "\x1b[0m"),
+                (true, Tone::Bad) => ("\x1b[1;31m", "\x1b[0m"),
+                (true, Tone::Heading) => ("\x1b[1m", "\x1b[0m"),
+            };
+            if text.is_empty() {
+                // JSON-only event (a text rendering is printed separately).
+                return;
+            }
+            if tone == Tone::Heading {
+                writeln!(out, "{on}{text}{off}")
+            } else {
+                writeln!(out, "{t:>7.3}s  {who:<8} {on}{text}{off}")
+            }
+        };
+        // A closed stdout (e.g. `| head`) must not crash the program.
+        let _ = result.and_then(|()| out.flush());
+    }
+
+    /// A plain line of text (never in JSON mode).
+    pub fn line(&self, text: &str) {
+        if !self.inner.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+        }
+    }
+}
+
+/// Milliseconds with three decimals, for JSON.
+pub fn ms(d: std::time::Duration) -> f64 {
+    round3(d.as_secs_f64() * 1000.0)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

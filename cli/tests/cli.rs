@@ -1,0 +1,368 @@
+//! The `heartbeat` binary, run as a user runs it: spawned processes on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn heartbeat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+}
+
+/// JSON lines of a finished run.
+fn json_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|v| v["event"] == name).collect()
+}
+
+/// A `heartbeat serve` process on a free port; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = heartbeat()
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--json",
+                "--interval",
+                "200ms",
+                "--timeout",
+                "500ms",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("piped");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("serve prints its address");
+        let v: Value = serde_json::from_str(&first).expect("JSON");
+        assert_eq!(v["event"], "listening");
+        let url = format!("ws://{}/", v["addr"].as_str().expect("addr"));
+        Server { child, url }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.signal_cont_and_kill();
+    }
+}
+
+impl Server {
+    fn signal_cont_and_kill(&mut self) -> std::io::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        self.child.kill()?;
+        self.child.wait().map(|_| ())
+    }
+}
+
+#[test]
+fn ping_against_serve_prints_rtt_lines_and_a_summary_and_exits_0() {
+    let server = Server::start(&[]);
+    let out = heartbeat()
+        .args([
+            "ping",
+            &server.url,
+            "--count",
+            "3",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .expect("run ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("pong seq=").count(), 3, "{text}");
+    assert!(text.contains("rtt="), "{text}");
+    assert!(text.contains("3 pongs received"), "{text}");
+    assert!(text.contains("rtt min/avg/max/mdev = "), "{text}");
+}
+
+#[test]
+fn ping_json_has_an_event_field_on_every_line() {
+    let server = Server::start(&[]);
+    let out = heartbeat()
+        .args([
+            "ping",
+            &server.url,
+            "--count",
+            "2",
+            "--interval",
+            "100ms",
+            "--json",
+        ])
+        .output()
+        .expect("run ping");
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out);
+    assert!(lines.iter().all(|l| l["event"].is_string()));
+    assert_eq!(events(&lines, "connected").len(), 1);
+    let pongs = events(&lines, "pong");
+    assert_eq!(pongs.len(), 2);
+    assert!(pongs
+        .iter()
+        .all(|p| p["rtt_ms"].as_f64().is_some_and(|r| r >= 0.0)));
+    let summary = events(&lines, "summary");
+    assert_eq!(summary[0]["received"], 2);
+}
+
+#[test]
+fn ping_against_a_stopped_server_exits_1_within_the_bound() {
+    let server = Server::start(&[]);
+    let mut child = heartbeat()
+        .args([
+            "ping",
+            &server.url,
+            "--interval",
+            "200ms",
+            "--timeout",
+            "500ms",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run ping");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    // Wait for the first pong, then hang the server.
+    loop {
+        let line = lines.next().expect("output").expect("utf-8");
+        if line.contains("\"pong\"") {
+            break;
+        }
+    }
+    server.signal("-STOP");
+    let stopped = Instant::now();
+    let status = child.wait().expect("ping exits");
+    let took = stopped.elapsed();
+    let rest: Vec<Value> = lines
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    let dead = events(&rest, "dead");
+    assert_eq!(dead[0]["reason"], "pong_timeout");
+    // interval + timeout = 700 ms, plus 500 ms slack for process scheduling on a busy machine.
+    assert!(
+        took < Duration::from_millis(1200),
+        "exited {took:?} after the stop"
+    );
+}
+
+#[test]
+fn ping_with_reconnect_keeps_going_after_a_hang() {
+    let server = Server::start(&[]);
+    let mut child = heartbeat()
+        .args([
+            "ping",
+            &server.url,
+            "--interval",
+            "200ms",
+            "--timeout",
+            "400ms",
+            "--reconnect",
+            "--json",
+            "--count",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run ping");
+    let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut seen = Vec::new();
+    let mut stopped = false;
+    for line in lines.map_while(Result::ok) {
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        if v["event"] == "pong" && !stopped {
+            server.signal("-STOP");
+            stopped = true;
+        }
+        if v["event"] == "dead" {
+            server.signal("-CONT");
+        }
+        seen.push(v);
+    }
+    assert_eq!(child.wait().expect("exit").code(), Some(0), "{seen:?}");
+    assert_eq!(events(&seen, "dead").len(), 1, "{seen:?}");
+    assert!(!events(&seen, "reconnecting").is_empty());
+    assert!(events(&seen, "connected").len() >= 2);
+}
+
+#[test]
+fn ping_app_json_against_serve_app_json() {
+    let server = Server::start(&["--app-json"]);
+    let out = heartbeat()
+        .args([
+            "ping",
+            &server.url,
+            "--app-json",
+            "--count",
+            "2",
+            "--interval",
+            "100ms",
+            "--json",
+        ])
+        .output()
+        .expect("run ping");
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out);
+    assert_eq!(events(&lines, "pong").len(), 2, "{lines:?}");
+}
+
+#[test]
+fn ping_to_nothing_listening_exits_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = heartbeat()
+        .args(["ping", &format!("ws://127.0.0.1:{port}/"), "--json"])
+        .output()
+        .expect("run ping");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!events(&json_lines(&out), "connect_failed").is_empty());
+}
+
+#[test]
+fn bad_options_get_a_one_line_error_and_exit_2() {
+    for args in [
+        vec!["ping", "ws://127.0.0.1:1/", "--interval", "fast"],
+        vec!["ping", "ws://127.0.0.1:1/", "--timeout", "0s"],
+        vec!["ping", "ws://127.0.0.1:1/", "--interval", "1ms"],
+        vec!["ping", "ws://127.0.0.1:1/", "--liveness", "maybe"],
+        vec!["serve", "--bind", "not-an-address"],
+        vec!["--no-such-option"],
+    ] {
+        let out = heartbeat().args(&args).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error:") || first.starts_with("heartbeat: invalid"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = heartbeat()
+        .args(["ping", "ws://127.0.0.1:1/", "--interval", "1ms"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--interval"));
+}
+
+#[test]
+fn help_explains_every_option() {
+    let out = heartbeat().args(["ping", "--help"]).output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--count",
+        "--reconnect",
+        "--app-json",
+        "--interval",
+        "--timeout",
+        "--close-timeout",
+        "--liveness",
+        "--adaptive",
+        "--json",
+    ] {
+        assert!(help.contains(option), "{option} missing from --help");
+    }
+    assert!(help.contains("Exit codes"));
+}
+
+#[test]
+fn the_demo_detects_every_fault_within_its_bound_and_reconnects() {
+    let started = Instant::now();
+    let out = heartbeat()
+        .args(["demo", "--json"])
+        .output()
+        .expect("run demo");
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(30), "demo took {took:?}");
+    let lines = json_lines(&out);
+    let dead = events(&lines, "dead");
+    let detected: Vec<_> = dead.iter().filter(|d| d["fault"].is_string()).collect();
+    // alpha's half-open link, then all three clients for the hung server.
+    assert!(
+        detected
+            .iter()
+            .any(|d| d["who"] == "alpha" && d["fault"] == "half-open link"),
+        "{dead:?}"
+    );
+    for who in ["alpha", "beta", "gamma"] {
+        assert!(
+            detected
+                .iter()
+                .any(|d| d["who"] == who && d["fault"] == "hung server"),
+            "{who}: {dead:?}"
+        );
+    }
+    for d in &detected {
+        assert_eq!(d["within_bound"], true, "{d}");
+        assert_eq!(d["reason"], "pong_timeout", "{d}");
+    }
+    assert!(
+        !events(&lines, "closed").is_empty(),
+        "close codes are shown"
+    );
+    assert!(!events(&lines, "reconnecting").is_empty());
+    // Every client is connected again after the server resumed.
+    let heal = lines
+        .iter()
+        .position(|l| l["event"] == "heal")
+        .expect("heal event");
+    for who in ["alpha", "beta", "gamma"] {
+        assert!(
+            lines[heal..]
+                .iter()
+                .any(|l| l["event"] == "connected" && l["who"] == who),
+            "{who} did not reconnect after the heal"
+        );
+    }
+    let summaries = events(&lines, "summary");
+    assert_eq!(summaries.len(), 3);
+    assert!(summaries
+        .iter()
+        .all(|s| s["pongs"].as_u64().unwrap_or(0) > 3));
+    assert!(
+        !events(&lines, "server_dead").is_empty(),
+        "the server's own detections are shown"
+    );
+}

@@ -144,6 +144,14 @@ impl Config {
         ConfigBuilder::new()
     }
 
+    /// The same configuration for another role: one validated config can serve a
+    /// server's accepted connections and a client's. No relation depends on the role,
+    /// so nothing needs re-validating.
+    pub fn with_role(mut self, role: Role) -> Config {
+        self.role = role;
+        self
+    }
+
     /// Client or server.
     pub fn role(&self) -> Role {
         self.role

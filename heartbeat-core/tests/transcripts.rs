@@ -821,6 +821,20 @@ fn invalid_configurations_name_the_field_and_the_relation() {
 }
 
 #[test]
+fn one_config_serves_both_roles() {
+    let client = base().build().unwrap();
+    let server = client.with_role(Role::Server);
+    assert_eq!(server.role(), Role::Server);
+    assert_eq!(server.ping_interval(), client.ping_interval());
+    let mut m = HeartbeatMachine::new(server, 1);
+    m.handle_connected(t(0));
+    m.handle_transport_closed(t(10));
+    assert!(!drain(&mut m)
+        .iter()
+        .any(|a| matches!(a, Action::Reconnect { .. })));
+}
+
+#[test]
 fn the_defaults_are_python_websockets_values() {
     let c = Config::default();
     assert_eq!(c, Config::builder().build().unwrap());

@@ -304,7 +304,7 @@ fn run_checked(s: &Scenario, secs: u64) -> Result<Vec<(Instant, Record)>, TestCa
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 160, max_global_rejects: 1_000_000, ..ProptestConfig::default() })]
 
     /// Every property holds after every step, under any link and any single fault.
     #[test]

@@ -565,6 +565,16 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
+    /// Whether the driver must keep the current transport: the connection is open, or
+    /// a close handshake is in progress (bounded by `close_timeout`). Once `false`
+    /// (the connection ended: waiting to reconnect, or finished), drop the transport.
+    ///
+    /// [`State::Dead`] alone cannot say this: it covers both "closing after the
+    /// verdict" and "over, a reconnect may follow".
+    pub fn needs_transport(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Closing { .. })
+    }
+
     /// The last proof of life on the current connection (`None` unless open).
     pub fn last_proof_of_life(&self) -> Option<Instant> {
         (self.phase == Phase::Open).then_some(self.conn.last_evidence)

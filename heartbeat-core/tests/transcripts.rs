@@ -259,6 +259,26 @@ fn a_silent_peer_is_dead_at_once_then_closed_with_1011_then_aborted() {
 }
 
 #[test]
+fn the_transport_is_needed_while_open_and_while_closing_only() {
+    let mut m = machine(base());
+    assert!(!m.needs_transport(), "not connected yet");
+    m.handle_connected(t(0));
+    assert!(m.needs_transport());
+    ping_at(&mut m, 1000, 0);
+    m.handle_timeout(t(1500));
+    drain(&mut m);
+    assert!(matches!(m.state(), State::Dead { .. }));
+    assert!(
+        m.needs_transport(),
+        "dead, but the close handshake needs it"
+    );
+    m.handle_timeout(t(1800));
+    drain(&mut m);
+    assert!(matches!(m.state(), State::Dead { .. }));
+    assert!(!m.needs_transport(), "dead and waiting to reconnect");
+}
+
+#[test]
 fn an_answered_close_ends_without_abort() {
     let mut m = open(base());
     ping_at(&mut m, 1000, 0);

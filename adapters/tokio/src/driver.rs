@@ -133,8 +133,10 @@ where
             if self.aborted {
                 break;
             }
-            // Open and Closing always arm a deadline; nothing armed means the machine
-            // is done with this transport (finished, or waiting to reconnect).
+            if !self.hb.needs_transport() {
+                break; // finished, or waiting to reconnect
+            }
+            // Open and closing always arm a deadline.
             let Some(deadline) = self.hb.poll_timeout() else {
                 break;
             };

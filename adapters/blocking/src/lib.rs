@@ -418,11 +418,14 @@ pub fn run_client(
 }
 
 /// tungstenite settings sized for heartbeat traffic: a 4 KiB read buffer instead
-/// of 128 KiB, frames written at once, messages up to 1 MiB.
+/// of 128 KiB, frames written at once, messages up to 1 MiB, and a 4 MiB write-buffer
+/// cap so a peer that floods pings without reading its pongs cannot grow memory
+/// (tungstenite keeps the newest pong in its pending slot once the cap is reached).
 pub fn small_buffers() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
+        .max_write_buffer_size(4 << 20)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))
 }

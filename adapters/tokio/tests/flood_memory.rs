@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::{echo_server, ms};
 use heartbeat_core::{Config, Role, State};
-use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{Options, Registry};
 use std::io::Write;
 

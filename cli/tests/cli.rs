@@ -22,6 +22,15 @@ fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
     lines.iter().filter(|v| v["event"] == name).collect()
 }
 
+/// `heartbeat ping URL --interval 100ms --json EXTRA...`, run to completion.
+fn ping_json(url: &str, extra: &[&str]) -> Output {
+    heartbeat()
+        .args(["ping", url, "--interval", "100ms", "--json"])
+        .args(extra)
+        .output()
+        .expect("run ping")
+}
+
 /// A `heartbeat serve` process on a free port; killed on drop.
 struct Server {
     child: Child,
@@ -109,18 +118,7 @@ fn ping_against_serve_prints_rtt_lines_and_a_summary_and_exits_0() {
 #[test]
 fn ping_json_has_an_event_field_on_every_line() {
     let server = Server::start(&[]);
-    let out = heartbeat()
-        .args([
-            "ping",
-            &server.url,
-            "--count",
-            "2",
-            "--interval",
-            "100ms",
-            "--json",
-        ])
-        .output()
-        .expect("run ping");
+    let out = ping_json(&server.url, &["--count", "2"]);
     assert_eq!(out.status.code(), Some(0));
     let lines = json_lines(&out);
     assert!(lines.iter().all(|l| l["event"].is_string()));
@@ -218,19 +216,7 @@ fn ping_with_reconnect_keeps_going_after_a_hang() {
 #[test]
 fn ping_app_json_against_serve_app_json() {
     let server = Server::start(&["--app-json"]);
-    let out = heartbeat()
-        .args([
-            "ping",
-            &server.url,
-            "--app-json",
-            "--count",
-            "2",
-            "--interval",
-            "100ms",
-            "--json",
-        ])
-        .output()
-        .expect("run ping");
+    let out = ping_json(&server.url, &["--app-json", "--count", "2"]);
     assert_eq!(out.status.code(), Some(0));
     let lines = json_lines(&out);
     assert_eq!(events(&lines, "pong").len(), 2, "{lines:?}");

@@ -30,7 +30,18 @@ pub enum Exit {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print as usual and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line naming the option, not clap's three-line block.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!("heartbeat: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
     let out = Out::new(cli.common.json);
     let (role, demo) = match cli.command {
         Some(Command::Serve(_)) => (Role::Server, false),
@@ -107,6 +118,24 @@ fn usage_error(e: &ConfigError) -> ExitCode {
         Field::AdaptiveTimeout => "--adaptive",
         _ => "configuration",
     };
-    eprintln!("heartbeat: invalid {option}: {e}");
+    let defaults = Config::default();
+    let why = match e {
+        ConfigError::OutOfBounds {
+            field: Field::PingInterval,
+            ..
+        } => {
+            let b = defaults.interval_bounds();
+            format!("must be between {:?} and {:?}", b.min, b.max)
+        }
+        ConfigError::OutOfBounds {
+            field: Field::PongTimeout,
+            ..
+        } => {
+            let b = defaults.timeout_bounds();
+            format!("must be between {:?} and {:?}", b.min, b.max)
+        }
+        other => other.to_string(),
+    };
+    eprintln!("heartbeat: invalid {option}: {why}");
     ExitCode::from(Exit::Usage as u8)
 }

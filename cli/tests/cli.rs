@@ -254,11 +254,14 @@ fn bad_options_get_a_one_line_error_and_exit_2() {
             !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
             "{err}"
         );
-        let first = err.lines().next().unwrap_or_default();
-        assert!(
-            first.starts_with("error:") || first.starts_with("heartbeat: invalid"),
-            "{args:?}: {err}"
-        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.starts_with("heartbeat: "), "{args:?}: {err}");
+        // It names the offending option (or value).
+        let named = args
+            .iter()
+            .skip(1)
+            .any(|a| a.starts_with("--") && err.contains(a));
+        assert!(named, "{args:?}: {err}");
     }
     let out = heartbeat()
         .args(["ping", "ws://127.0.0.1:1/", "--interval", "1ms"])

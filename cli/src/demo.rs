@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ struct Demo {
     pending_fault: BTreeMap<&'static str, (&'static str, Instant)>,
     start: Instant,
     _connections: Vec<tokio::task::JoinHandle<()>>,
+    /// Echoes each client received back from the server, per client.
+    echoes: BTreeMap<&'static str, Arc<AtomicU64>>,
 }
 
 #[derive(Default)]
@@ -108,6 +110,7 @@ impl Demo {
         }
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
+        let mut echoes = BTreeMap::new();
         for name in CLIENTS {
             let tx = events_tx.clone();
             let options = Options::new(config)
@@ -138,7 +141,9 @@ impl Demo {
                     )
                 }
             };
-            tasks.push(tokio::spawn(chat(name, connections)));
+            let count = Arc::new(AtomicU64::new(0));
+            echoes.insert(name, count.clone());
+            tasks.push(tokio::spawn(chat(name, connections, count)));
         }
         Ok(Demo {
             config,
@@ -150,6 +155,7 @@ impl Demo {
             pending_fault: BTreeMap::new(),
             start: Instant::now(),
             _connections: tasks,
+            echoes,
         })
     }
 
@@ -301,32 +307,34 @@ impl Demo {
         let out = &self.out;
         out.line("");
         out.line(&format!(
-            "{:<7} {:>9} {:>9} {:>9} {:>6} {:>6} {:>10}  {}",
+            "{:<7} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>10}  {}",
             "client",
             "rtt min",
             "rtt avg",
             "rtt max",
             "pings",
             "pongs",
+            "echoes",
             "reconnects",
             "detections (time after fault)"
         ));
         for (name, log) in &self.clients {
-            let (min, avg, max, _) = log.summary.rtt_stats().unwrap_or_default();
-            out.line(&format!(
-                "{name:<7} {min:>6.3} ms {avg:>6.3} ms {max:>6.3} ms {:>6} {:>6} {:>10}  {}",
-                log.summary.sent,
-                log.summary.received,
-                log.reconnects,
-                if log.detections.is_empty() {
-                    "-".to_string()
-                } else {
-                    log.detections.join(", ")
-                }
-            ));
             let (min, avg, max, mdev) = log.summary.rtt_stats().unwrap_or_default();
+            let echoes = self
+                .echoes
+                .get(name)
+                .map_or(0, |c| c.load(Ordering::Relaxed));
+            let detections = if log.detections.is_empty() {
+                "-".to_string()
+            } else {
+                log.detections.join(", ")
+            };
+            out.line(&format!(
+                "{name:<7} {min:>6.3} ms {avg:>6.3} ms {max:>6.3} ms {:>6} {:>6} {echoes:>6} {:>10}  {detections}",
+                log.summary.sent, log.summary.received, log.reconnects,
+            ));
             out.event("summary", name, json!({
-                "pings": log.summary.sent, "pongs": log.summary.received,
+                "pings": log.summary.sent, "pongs": log.summary.received, "echoes": echoes,
                 "rtt_min_ms": min, "rtt_avg_ms": avg, "rtt_max_ms": max, "rtt_mdev_ms": mdev,
                 "reconnects": log.reconnects, "connects": log.connects, "detections": log.detections,
             }), Tone::Plain, "");
@@ -335,7 +343,8 @@ impl Demo {
 }
 
 /// A client's application: send a message every 700 ms and read the echoes.
-async fn chat(name: &'static str, mut connections: Connections) {
+/// Echoes received are counted in `echoes`.
+async fn chat(name: &'static str, mut connections: Connections, echoes: Arc<AtomicU64>) {
     while let Some(conn) = connections.next().await {
         let (tx, mut rx) = conn.split();
         let mut tick = tokio::time::interval(Duration::from_millis(700));
@@ -348,7 +357,10 @@ async fn chat(name: &'static str, mut connections: Connections) {
                         break;
                     }
                 }
-                msg = rx.recv() => if msg.is_err() { break },
+                msg = rx.recv() => match msg {
+                    Ok(_) => { echoes.fetch_add(1, Ordering::Relaxed); }
+                    Err(_) => break,
+                },
             }
         }
     }

@@ -344,6 +344,12 @@ fn the_demo_detects_every_fault_within_its_bound_and_reconnects() {
     }
     let summaries = events(&lines, "summary");
     assert_eq!(summaries.len(), 3);
+    assert!(
+        summaries
+            .iter()
+            .all(|s| s["echoes"].as_u64().unwrap_or(0) > 5),
+        "every client exchanged messages: {summaries:?}"
+    );
     assert!(summaries
         .iter()
         .all(|s| s["pongs"].as_u64().unwrap_or(0) > 3));

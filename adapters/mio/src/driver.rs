@@ -105,13 +105,19 @@ impl Options {
 
 /// tungstenite settings sized for heartbeat traffic: a 4 KiB read buffer instead of
 /// 128 KiB, frames written at once (no 128 KiB write batching), messages up to 1 MiB.
-/// The write buffer itself is unbounded so a pong or close is never refused; the
-/// driver refuses application sends while a connection is backed up instead.
+/// The driver refuses application sends while a connection is backed up, so the
+/// write buffer holds at most one message plus control frames. Its 4 MiB cap bounds
+/// a ping flood: tungstenite answers every ping as it reads it and, without a cap,
+/// moves each pending pong into an unbounded buffer while the peer does not read
+/// (tests/flood_memory.rs measures it). With the cap, a pong or close that does not
+/// fit stays in tungstenite's single pending slot, the newest pong replacing the
+/// older, and is retried. A message larger than the cap is refused with
+/// [`SendError::TooLarge`]; raise `max_write_buffer_size` to send bigger ones.
 pub fn small_buffers() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(usize::MAX)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))
 }
@@ -165,6 +171,9 @@ pub enum SendError {
     NotOpen,
     /// Earlier data is still waiting for the socket to drain; try again later.
     Backpressure,
+    /// The message does not fit the write buffer's cap (`max_write_buffer_size`);
+    /// the connection is unaffected.
+    TooLarge,
     /// The write failed; the connection is over.
     Failed(WsError),
 }
@@ -175,6 +184,7 @@ impl fmt::Display for SendError {
             SendError::NotFound => write!(f, "no such connection"),
             SendError::NotOpen => write!(f, "connection not open"),
             SendError::Backpressure => write!(f, "connection backed up"),
+            SendError::TooLarge => write!(f, "message larger than the write buffer's cap"),
             SendError::Failed(e) => write!(f, "write failed: {e}"),
         }
     }
@@ -1037,6 +1047,10 @@ impl Core {
                 conn.blocked = true;
                 Ok(())
             }
+            Err(WsError::WriteBufferFull(_)) => {
+                self.stats.sends_refused += 1;
+                Err(SendError::TooLarge)
+            }
             Err(e) => {
                 feed(&mut conn.hb, now, Incoming::Ended);
                 self.drive_actions(conn, id, now);
@@ -1068,3 +1082,6 @@ impl heartbeat_transport::Transport for NoTransport {
 const LISTENER_BASE: usize = usize::MAX / 2;
 /// The stop waker's token.
 const WAKER: Token = Token(usize::MAX);
+
+/// The default cap on a connection's tungstenite write buffer; see [`small_buffers`].
+const MAX_WRITE_BUFFER: usize = 4 << 20;

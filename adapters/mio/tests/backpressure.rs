@@ -41,7 +41,11 @@ fn a_full_socket_keeps_data_pings_and_pongs_until_it_drains() {
         .pong_timeout(Duration::from_millis(400))
         .build()
         .unwrap();
-    let mut server = Driver::new(Options::new(config), Flood::default()).unwrap();
+    let mut options = Options::new(config);
+    // A 24 MiB message is over the default 4 MiB write-buffer cap: raise it, as the
+    // cap's docs say.
+    options.websocket = options.websocket.max_write_buffer_size(64 << 20);
+    let mut server = Driver::new(options, Flood::default()).unwrap();
     let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let client = std::thread::spawn(move || {

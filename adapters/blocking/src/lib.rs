@@ -52,7 +52,10 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use heartbeat_core::{CloseCode, Config, DeathReason, HeartbeatMachine, Instant, State};
-use heartbeat_transport::{drive, feed, needs_transport, Clock, Handover, Incoming, Transport};
+use heartbeat_transport::{
+    drive, feed, incoming_from_tungstenite_error, needs_transport, Clock, Handover, Incoming,
+    Transport,
+};
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
@@ -191,17 +194,10 @@ impl<C: Borrow<Config>> KeepAlive<C> {
                     self.hb.handle_timeout(self.clock.now());
                 }
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
-                Err(
-                    WsError::ConnectionClosed
-                    | WsError::AlreadyClosed
-                    | WsError::Io(_)
-                    | WsError::Protocol(
-                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                    ),
-                ) => {
-                    feed(&mut self.hb, self.clock.now(), Incoming::Ended);
+                Err(e) => {
+                    let incoming = incoming_from_tungstenite_error(&e);
+                    feed(&mut self.hb, self.clock.now(), incoming);
                 }
-                Err(_) => feed(&mut self.hb, self.clock.now(), Incoming::Malformed),
             }
         }
     }

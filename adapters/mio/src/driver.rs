@@ -11,7 +11,9 @@ use std::time::Duration;
 use heartbeat_core::{
     CloseCode, Config, DeathReason, Health, HeartbeatMachine, Instant, RttStats, State,
 };
-use heartbeat_transport::{drive, feed, needs_transport, Clock, Incoming};
+use heartbeat_transport::{
+    drive, feed, incoming_from_tungstenite_error, needs_transport, Clock, Incoming,
+};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tungstenite::client::IntoClientRequest;
@@ -894,23 +896,14 @@ impl Core {
                 Ok(msg) => msg,
                 Err(WsError::Io(e)) if would_block(&e) => return,
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(
-                    WsError::ConnectionClosed
-                    | WsError::AlreadyClosed
-                    | WsError::Io(_)
-                    | WsError::Protocol(
-                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                    ),
-                ) => {
-                    feed(&mut conn.hb, now, Incoming::Ended);
+                Err(e) => {
+                    let incoming = incoming_from_tungstenite_error(&e);
+                    feed(&mut conn.hb, now, incoming);
                     self.drive_actions(conn, id, now);
-                    // The socket is finished whatever the machine thinks.
-                    self.drop_socket(conn);
-                    return;
-                }
-                Err(_) => {
-                    feed(&mut conn.hb, now, Incoming::Malformed);
-                    self.drive_actions(conn, id, now);
+                    if incoming == Incoming::Ended {
+                        // The socket is finished whatever the machine thinks.
+                        self.drop_socket(conn);
+                    }
                     return;
                 }
             };

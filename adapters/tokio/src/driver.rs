@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream};
 use heartbeat_core::{Action, CloseCode, DeathReason, HeartbeatMachine, Instant, Payload};
+use heartbeat_transport::{incoming_from_tungstenite_error, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
@@ -294,15 +295,7 @@ where
             Event::Inbound(Some(Ok(msg))) => self.on_message(now, msg),
             Event::Inbound(Some(Err(e))) => {
                 self.read_done = true;
-                let transport = matches!(
-                    e,
-                    tungstenite::Error::ConnectionClosed
-                        | tungstenite::Error::AlreadyClosed
-                        | tungstenite::Error::Io(_)
-                        | tungstenite::Error::Protocol(
-                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
-                        )
-                );
+                let malformed = incoming_from_tungstenite_error(&e) == Incoming::Malformed;
                 debug!(error = %e, "read ended");
                 if !matches!(
                     e,
@@ -310,7 +303,7 @@ where
                 ) {
                     self.transport_error.get_or_insert_with(|| Arc::new(e));
                 }
-                if !transport {
+                if malformed {
                     self.hb.handle_protocol_error(now);
                 }
                 // Either way nothing more can be read from this transport.

@@ -243,6 +243,26 @@ pub enum Incoming<'a> {
     Malformed,
 }
 
+/// What a tungstenite read error means for the machine: the stream ended (EOF, an
+/// I/O error, a reset, a connection already closed), or the peer broke the protocol
+/// ([`Incoming::Malformed`], which closes with 1002).
+///
+/// Handle `WouldBlock`, `Interrupted` and read timeouts before calling this: they
+/// are not errors of the connection. Shared by the tungstenite adapters so they
+/// agree on the verdict (feature `tungstenite`).
+#[cfg(feature = "tungstenite")]
+pub fn incoming_from_tungstenite_error(e: &tungstenite::Error) -> Incoming<'static> {
+    use tungstenite::error::ProtocolError;
+    use tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed
+        | E::AlreadyClosed
+        | E::Io(_)
+        | E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Incoming::Ended,
+        _ => Incoming::Malformed,
+    }
+}
+
 /// Tells the machine what arrived. Call [`drive`] afterwards.
 pub fn feed<C: Borrow<Config>>(hb: &mut HeartbeatMachine<C>, now: Instant, incoming: Incoming<'_>) {
     match incoming {

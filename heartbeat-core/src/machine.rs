@@ -259,9 +259,14 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// bytes is a protocol error (close 1002); repeated floods close with 1008.
     pub fn handle_ping(&mut self, now: Instant, payload: &[u8]) {
         let now = self.observe(now);
-        if self.phase != Phase::Open {
-            bump(&mut self.stats.ignored_calls);
-            return;
+        match self.phase {
+            Phase::Open => {}
+            // The peer may still ping while our close is in flight: normal, not misuse.
+            Phase::Closing { .. } => return,
+            Phase::Connecting | Phase::Finished => {
+                bump(&mut self.stats.ignored_calls);
+                return;
+            }
         }
         bump(&mut self.stats.pings_received);
         self.inbound(now);

@@ -868,6 +868,16 @@ fn the_defaults_are_python_websockets_values() {
 // ----- misuse is not misbehaviour ---------------------------------------------
 
 #[test]
+fn a_peer_ping_during_our_close_is_not_counted_as_misuse() {
+    let mut m = open(base());
+    m.close(t(100), CloseCode::NORMAL);
+    drain(&mut m);
+    m.handle_ping(t(150), b"still here");
+    assert_eq!(drain(&mut m), [], "nothing is sent after our close");
+    assert_eq!(m.stats().ignored_calls, 0);
+}
+
+#[test]
 fn calls_that_make_no_sense_now_are_ignored_and_counted() {
     let mut m = machine(base());
     m.handle_ping_sent(t(1));

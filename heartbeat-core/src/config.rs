@@ -7,7 +7,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::action::{is_sendable, CloseCode};
+use crate::action::CloseCode;
 
 /// Which end of the connection the machine drives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -118,23 +118,7 @@ pub struct Config {
 impl Default for Config {
     /// The defaults listed on [`ConfigBuilder`]; they always validate.
     fn default() -> Config {
-        let b = ConfigBuilder::new();
-        Config {
-            role: b.role,
-            ping_interval: b.ping_interval,
-            pong_timeout: b.pong_timeout,
-            close_timeout: b.close_timeout,
-            liveness: b.liveness,
-            idle_only: b.idle_only,
-            stall_threshold: b.stall_threshold,
-            dead_close_code: CloseCode::INTERNAL_ERROR,
-            adaptive_timeout: b.adaptive_timeout,
-            interval_bounds: b.interval_bounds,
-            timeout_bounds: b.timeout_bounds,
-            ping_flood: b.ping_flood,
-            backoff: b.backoff,
-            reconnect_on_permanent_close: b.reconnect_on_permanent_close,
-        }
+        ConfigBuilder::new().into_config(CloseCode::INTERNAL_ERROR)
     }
 }
 
@@ -406,14 +390,11 @@ impl ConfigBuilder {
                 requires: F::Liveness,
             });
         }
-        let dead_close_code = match CloseCode::new(self.dead_close_code) {
-            Some(c) if is_sendable(c.get()) => c,
-            _ => {
-                return Err(E::UnsendableCloseCode {
-                    field: F::DeadCloseCode,
-                    code: self.dead_close_code,
-                })
-            }
+        let Some(dead_close_code) = CloseCode::new(self.dead_close_code) else {
+            return Err(E::UnsendableCloseCode {
+                field: F::DeadCloseCode,
+                code: self.dead_close_code,
+            });
         };
         if let Some(f) = self.ping_flood {
             if f.max_pings == 0 {
@@ -441,7 +422,12 @@ impl ConfigBuilder {
                 field: F::BackoffMaxAttempts,
             });
         }
-        Ok(Config {
+        Ok(self.into_config(dead_close_code))
+    }
+
+    /// The configuration these (validated) values describe.
+    fn into_config(self, dead_close_code: CloseCode) -> Config {
+        Config {
             role: self.role,
             ping_interval: self.ping_interval,
             pong_timeout: self.pong_timeout,
@@ -456,7 +442,7 @@ impl ConfigBuilder {
             ping_flood: self.ping_flood,
             backoff: self.backoff,
             reconnect_on_permanent_close: self.reconnect_on_permanent_close,
-        })
+        }
     }
 }
 

@@ -136,7 +136,7 @@ impl Sender {
         self.cmd_tx
             .send(Cmd::Send(msg))
             .await
-            .map_err(|_| self.terminal())
+            .map_err(|_| self.shared.terminal_error())
     }
 
     /// Queues a message without waiting; `Ok(false)` if the queue is full (the
@@ -147,7 +147,7 @@ impl Sender {
         match self.cmd_tx.try_send(Cmd::Send(msg)) {
             Ok(()) => Ok(true),
             Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.terminal()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.shared.terminal_error()),
         }
     }
 
@@ -159,7 +159,7 @@ impl Sender {
         self.cmd_tx
             .send(Cmd::Close(code))
             .await
-            .map_err(|_| self.terminal())
+            .map_err(|_| self.shared.terminal_error())
     }
 
     /// The latest heartbeat snapshot. Never waits.
@@ -175,7 +175,7 @@ impl Sender {
         let mut status = self.status.clone();
         // An Err means the driver is gone, which also ends the wait.
         let _ = status.wait_for(|s| s.is_over()).await;
-        self.terminal()
+        self.shared.terminal_error()
     }
 
     fn check_alive(&self) -> Result<(), Error> {
@@ -183,14 +183,6 @@ impl Sender {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
-    }
-
-    fn terminal(&self) -> Error {
-        self.shared
-            .terminal
-            .get()
-            .cloned()
-            .unwrap_or(Error::DriverGone)
     }
 }
 
@@ -213,21 +205,13 @@ impl Receiver {
     pub async fn recv(&mut self) -> Result<Message, Error> {
         match self.data_rx.recv().await {
             Some(m) => Ok(m),
-            None => Err(self.terminal()),
+            None => Err(self.shared.terminal_error()),
         }
     }
 
     /// The latest heartbeat snapshot. Never waits.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
-    }
-
-    fn terminal(&self) -> Error {
-        self.shared
-            .terminal
-            .get()
-            .cloned()
-            .unwrap_or(Error::DriverGone)
     }
 }
 
@@ -242,7 +226,7 @@ impl Stream for Receiver {
             Poll::Ready(Some(m)) => Poll::Ready(Some(Ok(m))),
             Poll::Ready(None) => {
                 self.ended = true;
-                Poll::Ready(Some(Err(self.terminal())))
+                Poll::Ready(Some(Err(self.shared.terminal_error())))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -255,6 +239,14 @@ pub(crate) struct Shared {
     /// Set by the driver at detection time, before it drops its data sender, so a
     /// receiver that sees the channel end always finds the reason here.
     pub(crate) terminal: OnceLock<Error>,
+}
+
+impl Shared {
+    /// The error that ended the connection (`DriverGone` if the driver vanished
+    /// without setting one).
+    fn terminal_error(&self) -> Error {
+        self.terminal.get().cloned().unwrap_or(Error::DriverGone)
+    }
 }
 
 /// The channels between one driver and its application handle.

@@ -4,7 +4,6 @@
 //! and never performs I/O, so the driver executes each action it polls, in order.
 
 use core::fmt;
-use core::time::Duration;
 
 use crate::reason::DeathReason;
 
@@ -133,7 +132,13 @@ pub(crate) const fn is_sendable(code: u16) -> bool {
 
 /// One thing the driver must do, polled with
 /// [`HeartbeatMachine::poll_action`](crate::HeartbeatMachine::poll_action).
+///
+/// Every transport the machine learns about (by [`Action::Connect`], or by
+/// [`handle_connected`](crate::HeartbeatMachine::handle_connected) for one that
+/// was already open) ends with exactly one [`Action::Disconnect`], and a
+/// `Disconnect` always comes before the next `Connect`: a driver never holds two.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum Action {
     /// Send a ping with this payload, then report it with
     /// [`handle_ping_sent`](crate::HeartbeatMachine::handle_ping_sent) once the
@@ -143,27 +148,33 @@ pub enum Action {
     SendPong(Payload),
     /// Tell the application, now, that this connection is over and why.
     ///
-    /// Emitted exactly once per connection, at detection time: before the close
-    /// handshake finishes, so the application is not told a close-timeout late.
+    /// Emitted exactly once per connection that opened, at the verdict: before the
+    /// close handshake runs, so the application is not told a close-timeout late.
+    /// Every later [`State`](crate::State) of this connection carries the same reason.
     Dead(DeathReason),
-    /// Send a close frame with this code and a short reason, then keep reading until
-    /// the peer's close or the transport's end (the machine bounds the wait).
+    /// Send a close frame with this code and a short reason. Report
+    /// [`handle_close_sent`](crate::HeartbeatMachine::handle_close_sent) once it is
+    /// flushed and keep reading: the machine says when to let go
+    /// ([`Action::Disconnect`]).
     SendClose {
         /// The close code; never 1005, 1006 or 1015.
         code: CloseCode,
         /// A short reason for the close frame (well under the 123-byte limit).
         reason: &'static str,
     },
-    /// Drop the transport without further ceremony (the close handshake did not
-    /// finish in time).
-    Abort,
-    /// Connect again after waiting `after` (client role only), then report the result
-    /// with [`handle_connected`](crate::HeartbeatMachine::handle_connected) or
+    /// The machine is done with the current transport (or connection attempt):
+    /// drop it. The close handshake finished, timed out, or was cut short by the
+    /// next attempt; or the attempt failed or timed out.
+    Disconnect,
+    /// Start a connection attempt (client: TCP, TLS and the WebSocket upgrade;
+    /// server: the upgrade of the accepted socket), then report
+    /// [`handle_connected`](crate::HeartbeatMachine::handle_connected) or
     /// [`handle_connect_failed`](crate::HeartbeatMachine::handle_connect_failed).
-    Reconnect {
-        /// How long to wait before connecting.
-        after: Duration,
-        /// Which consecutive attempt this is, starting at 1.
+    /// The machine bounds it with `connect_timeout` and says
+    /// [`Action::Disconnect`] if it takes longer.
+    Connect {
+        /// 0 for the first connection; then the consecutive retry (1, 2, …) since
+        /// the last connection that proved healthy.
         attempt: u32,
     },
 }

@@ -103,9 +103,11 @@ pub struct Config {
     pub(crate) ping_interval: Duration,
     pub(crate) pong_timeout: Duration,
     pub(crate) close_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) liveness: Liveness,
     pub(crate) idle_only: bool,
     pub(crate) stall_threshold: Duration,
+    pub(crate) max_local_lag: Duration,
     pub(crate) dead_close_code: CloseCode,
     pub(crate) adaptive_timeout: Option<Bounds>,
     pub(crate) interval_bounds: Bounds,
@@ -118,7 +120,7 @@ pub struct Config {
 impl Default for Config {
     /// The defaults listed on [`ConfigBuilder`]; they always validate.
     fn default() -> Config {
-        ConfigBuilder::new().into_config(CloseCode::INTERNAL_ERROR)
+        ConfigBuilder::DEFAULTS
     }
 }
 
@@ -149,9 +151,13 @@ impl Config {
     pub fn pong_timeout(&self) -> Duration {
         self.pong_timeout
     }
-    /// How long to wait for the close handshake before aborting.
+    /// How long to wait for the close handshake before letting the transport go.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
+    }
+    /// How long a connection attempt (TCP, TLS and the upgrade) may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
     /// Which inbound evidence proves liveness.
     pub fn liveness(&self) -> Liveness {
@@ -161,9 +167,16 @@ impl Config {
     pub fn idle_only(&self) -> bool {
         self.idle_only
     }
-    /// How late a timer may fire before the lateness is blamed on a local stall.
+    /// How late a timer may fire before the lateness is blamed on a local stall
+    /// (the allowance is the smaller of this and a quarter of the pong timeout).
     pub fn stall_threshold(&self) -> Duration {
         self.stall_threshold
+    }
+    /// The most local lag (see
+    /// [`handle_local_lag`](crate::HeartbeatMachine::handle_local_lag)) a pong
+    /// deadline is extended by.
+    pub fn max_local_lag(&self) -> Duration {
+        self.max_local_lag
     }
     /// The close code sent when the peer is declared dead.
     pub fn dead_close_code(&self) -> CloseCode {
@@ -198,7 +211,8 @@ impl Config {
     /// the driver reports each ping sent `write_delay` after it was emitted and runs
     /// its timers on time: `ping_interval + write_delay + pong_timeout` (the largest
     /// adaptive timeout if adaptive), with `write_delay` itself capped at the pong
-    /// timeout. A local stall adds at most one more pong timeout plus the stall.
+    /// timeout. A local stall adds at most one more pong timeout plus the stall, and
+    /// reported local lag at most [`max_local_lag`](Self::max_local_lag).
     pub fn detection_bound(&self, write_delay: Duration) -> Duration {
         let timeout = match self.adaptive_timeout {
             Some(b) => b.max.max(self.pong_timeout),
@@ -213,29 +227,19 @@ impl Config {
 /// Builds a [`Config`]; [`build`](ConfigBuilder::build) validates every field.
 ///
 /// Defaults: client role, ping every 20 s, pong timeout 20 s, close timeout 10 s
-/// (Python `websockets`' values), any inbound frame proves liveness, pings on a
-/// fixed schedule (not idle-only), stall threshold 1 s, close code 1011 on death,
-/// fixed timeout, intervals allowed within 10 ms–24 h and timeouts within
-/// 10 ms–1 h at runtime, ping budget 10 per second with 2 strikes, backoff 1 s ×2
-/// up to 60 s with full jitter, unlimited attempts, reset after 10 s of proven
-/// health, server-requested delays honoured up to 10 min, permanent close codes
-/// stop reconnection.
+/// (Python `websockets`' values), connect timeout 10 s, any inbound frame proves
+/// liveness, pings on a fixed schedule (not idle-only), stall threshold 1 s, local
+/// lag honoured up to 5 s, close code 1011 on death, fixed timeout, intervals
+/// allowed within 10 ms–24 h and timeouts within 10 ms–1 h at runtime, ping budget
+/// 10 per second with 2 strikes, backoff 1 s ×2 up to 60 s with full jitter,
+/// unlimited attempts, reset after 10 s of proven health, server-requested delays
+/// honoured up to 10 min, permanent close codes stop reconnection.
+///
+/// The builder holds the [`Config`] it will return: each field is declared once,
+/// in [`Config`], and [`build`](Self::build) only checks it.
 #[derive(Clone, Copy, Debug)]
 pub struct ConfigBuilder {
-    role: Role,
-    ping_interval: Duration,
-    pong_timeout: Duration,
-    close_timeout: Duration,
-    liveness: Liveness,
-    idle_only: bool,
-    stall_threshold: Duration,
-    dead_close_code: u16,
-    adaptive_timeout: Option<Bounds>,
-    interval_bounds: Bounds,
-    timeout_bounds: Bounds,
-    ping_flood: Option<PingFlood>,
-    backoff: Backoff,
-    reconnect_on_permanent_close: bool,
+    config: Config,
 }
 
 impl Default for ConfigBuilder {
@@ -245,117 +249,141 @@ impl Default for ConfigBuilder {
 }
 
 impl ConfigBuilder {
+    /// The defaults, as listed above.
+    const DEFAULTS: Config = Config {
+        role: Role::Client,
+        ping_interval: Duration::from_secs(20),
+        pong_timeout: Duration::from_secs(20),
+        close_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(10),
+        liveness: Liveness::AnyFrame,
+        idle_only: false,
+        stall_threshold: Duration::from_secs(1),
+        max_local_lag: Duration::from_secs(5),
+        dead_close_code: CloseCode::INTERNAL_ERROR,
+        adaptive_timeout: None,
+        interval_bounds: Bounds {
+            min: Duration::from_millis(10),
+            max: Duration::from_secs(24 * 3600),
+        },
+        timeout_bounds: Bounds {
+            min: Duration::from_millis(10),
+            max: Duration::from_secs(3600),
+        },
+        ping_flood: Some(PingFlood {
+            max_pings: 10,
+            window: Duration::from_secs(1),
+            max_strikes: 2,
+        }),
+        backoff: Backoff {
+            base: Duration::from_secs(1),
+            multiplier: 2.0,
+            cap: Duration::from_secs(60),
+            jitter: Jitter::Full,
+            max_attempts: None,
+            reset_after: Duration::from_secs(10),
+            max_requested_delay: Duration::from_secs(600),
+        },
+        reconnect_on_permanent_close: false,
+    };
+
     /// A builder holding the defaults.
     pub const fn new() -> ConfigBuilder {
         ConfigBuilder {
-            role: Role::Client,
-            ping_interval: Duration::from_secs(20),
-            pong_timeout: Duration::from_secs(20),
-            close_timeout: Duration::from_secs(10),
-            liveness: Liveness::AnyFrame,
-            idle_only: false,
-            stall_threshold: Duration::from_secs(1),
-            dead_close_code: 1011,
-            adaptive_timeout: None,
-            interval_bounds: Bounds {
-                min: Duration::from_millis(10),
-                max: Duration::from_secs(24 * 3600),
-            },
-            timeout_bounds: Bounds {
-                min: Duration::from_millis(10),
-                max: Duration::from_secs(3600),
-            },
-            ping_flood: Some(PingFlood {
-                max_pings: 10,
-                window: Duration::from_secs(1),
-                max_strikes: 2,
-            }),
-            backoff: Backoff {
-                base: Duration::from_secs(1),
-                multiplier: 2.0,
-                cap: Duration::from_secs(60),
-                jitter: Jitter::Full,
-                max_attempts: None,
-                reset_after: Duration::from_secs(10),
-                max_requested_delay: Duration::from_secs(600),
-            },
-            reconnect_on_permanent_close: false,
+            config: Self::DEFAULTS,
         }
     }
 
     /// Client (reconnects) or server (never reconnects).
     pub fn role(mut self, role: Role) -> Self {
-        self.role = role;
+        self.config.role = role;
         self
     }
     /// Time between pings. Must be > 0 and within the interval bounds.
     pub fn ping_interval(mut self, d: Duration) -> Self {
-        self.ping_interval = d;
+        self.config.ping_interval = d;
         self
     }
     /// How long to wait for the pong after the ping was handed to the transport.
     /// Must be > 0 and within the timeout bounds.
     pub fn pong_timeout(mut self, d: Duration) -> Self {
-        self.pong_timeout = d;
+        self.config.pong_timeout = d;
         self
     }
-    /// How long to wait for the close handshake before aborting. Must be > 0.
+    /// How long to wait for the close handshake before letting the transport go.
+    /// Must be > 0. A client whose peer died does not wait for it: the next attempt
+    /// starts after the backoff delay and cuts the handshake short.
     pub fn close_timeout(mut self, d: Duration) -> Self {
-        self.close_timeout = d;
+        self.config.close_timeout = d;
+        self
+    }
+    /// How long one connection attempt may take, TCP, TLS and the WebSocket
+    /// upgrade together (a server: the upgrade of an accepted socket). Must be > 0.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
         self
     }
     /// Which inbound evidence proves the peer alive.
     pub fn liveness(mut self, l: Liveness) -> Self {
-        self.liveness = l;
+        self.config.liveness = l;
         self
     }
     /// Ping only when nothing has arrived for a whole interval. Requires
     /// [`Liveness::AnyFrame`]: otherwise inbound traffic proves nothing.
     pub fn idle_only(mut self, on: bool) -> Self {
-        self.idle_only = on;
+        self.config.idle_only = on;
         self
     }
     /// How late a timer may fire before the lateness is blamed on a local stall
-    /// (process stopped, machine asleep, loop saturated) rather than the peer. Must be > 0.
+    /// (process stopped, machine asleep, loop saturated) rather than the peer. The
+    /// allowance in force is the smaller of this and a quarter of the pong timeout,
+    /// so a short timeout is protected too. Must be > 0.
     pub fn stall_threshold(mut self, d: Duration) -> Self {
-        self.stall_threshold = d;
+        self.config.stall_threshold = d;
         self
     }
-    /// The close code sent when the peer is declared dead (default 1011). Must be
-    /// sendable: 1000–1003, 1007–1014 or 3000–4999.
-    pub fn dead_close_code(mut self, code: u16) -> Self {
-        self.dead_close_code = code;
+    /// The most local lag a pong deadline is extended by (see
+    /// [`handle_local_lag`](crate::HeartbeatMachine::handle_local_lag)); zero turns
+    /// the extension off. A dead peer is detected at most this much later.
+    pub fn max_local_lag(mut self, d: Duration) -> Self {
+        self.config.max_local_lag = d;
+        self
+    }
+    /// The close code sent when the peer is declared dead (default 1011).
+    /// [`CloseCode::new`] accepts only sendable codes.
+    pub fn dead_close_code(mut self, code: CloseCode) -> Self {
+        self.config.dead_close_code = code;
         self
     }
     /// Use `clamp(SRTT + 4·RTTVAR, min, max)` as the pong timeout once an RTT
     /// sample exists (`None`: always the fixed timeout).
     pub fn adaptive_timeout(mut self, bounds: Option<Bounds>) -> Self {
-        self.adaptive_timeout = bounds;
+        self.config.adaptive_timeout = bounds;
         self
     }
     /// Allowed range for the interval, at construction and at runtime.
     pub fn interval_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.interval_bounds = Bounds { min, max };
+        self.config.interval_bounds = Bounds { min, max };
         self
     }
     /// Allowed range for the fixed pong timeout, at construction and at runtime.
     pub fn timeout_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.timeout_bounds = Bounds { min, max };
+        self.config.timeout_bounds = Bounds { min, max };
         self
     }
     /// Inbound ping limits (`None`: answer every ping).
     pub fn ping_flood(mut self, limit: Option<PingFlood>) -> Self {
-        self.ping_flood = limit;
+        self.config.ping_flood = limit;
         self
     }
     /// Reconnect backoff (client role).
     pub fn backoff(mut self, b: Backoff) -> Self {
-        self.backoff = b;
+        self.config.backoff = b;
         self
     }
     /// Reconnect even after a permanent close code (1002, 1003, 1007, 1008, 1009, 1010).
     pub fn reconnect_on_permanent_close(mut self, on: bool) -> Self {
-        self.reconnect_on_permanent_close = on;
+        self.config.reconnect_on_permanent_close = on;
         self
     }
 
@@ -363,40 +391,36 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config, ConfigError> {
         use ConfigError as E;
         use Field as F;
-        nonzero(F::PingInterval, self.ping_interval)?;
-        nonzero(F::PongTimeout, self.pong_timeout)?;
-        nonzero(F::CloseTimeout, self.close_timeout)?;
-        nonzero(F::StallThreshold, self.stall_threshold)?;
-        bounds(F::IntervalBounds, self.interval_bounds)?;
-        bounds(F::TimeoutBounds, self.timeout_bounds)?;
-        if !self.interval_bounds.contains(self.ping_interval) {
+        let c = self.config;
+        nonzero(F::PingInterval, c.ping_interval)?;
+        nonzero(F::PongTimeout, c.pong_timeout)?;
+        nonzero(F::CloseTimeout, c.close_timeout)?;
+        nonzero(F::ConnectTimeout, c.connect_timeout)?;
+        nonzero(F::StallThreshold, c.stall_threshold)?;
+        bounds(F::IntervalBounds, c.interval_bounds)?;
+        bounds(F::TimeoutBounds, c.timeout_bounds)?;
+        if !c.interval_bounds.contains(c.ping_interval) {
             return Err(E::OutOfBounds {
                 field: F::PingInterval,
                 bounds: F::IntervalBounds,
             });
         }
-        if !self.timeout_bounds.contains(self.pong_timeout) {
+        if !c.timeout_bounds.contains(c.pong_timeout) {
             return Err(E::OutOfBounds {
                 field: F::PongTimeout,
                 bounds: F::TimeoutBounds,
             });
         }
-        if let Some(b) = self.adaptive_timeout {
+        if let Some(b) = c.adaptive_timeout {
             bounds(F::AdaptiveTimeout, b)?;
         }
-        if self.idle_only && self.liveness != Liveness::AnyFrame {
+        if c.idle_only && c.liveness != Liveness::AnyFrame {
             return Err(E::Requires {
                 field: F::IdleOnly,
                 requires: F::Liveness,
             });
         }
-        let Some(dead_close_code) = CloseCode::new(self.dead_close_code) else {
-            return Err(E::UnsendableCloseCode {
-                field: F::DeadCloseCode,
-                code: self.dead_close_code,
-            });
-        };
-        if let Some(f) = self.ping_flood {
+        if let Some(f) = c.ping_flood {
             if f.max_pings == 0 {
                 return Err(E::Zero {
                     field: F::PingFloodMaxPings,
@@ -404,7 +428,7 @@ impl ConfigBuilder {
             }
             nonzero(F::PingFloodWindow, f.window)?;
         }
-        let b = self.backoff;
+        let b = c.backoff;
         nonzero(F::BackoffBase, b.base)?;
         if !(b.multiplier.is_finite() && b.multiplier >= 1.0) {
             return Err(E::InvalidMultiplier {
@@ -422,27 +446,7 @@ impl ConfigBuilder {
                 field: F::BackoffMaxAttempts,
             });
         }
-        Ok(self.into_config(dead_close_code))
-    }
-
-    /// The configuration these (validated) values describe.
-    fn into_config(self, dead_close_code: CloseCode) -> Config {
-        Config {
-            role: self.role,
-            ping_interval: self.ping_interval,
-            pong_timeout: self.pong_timeout,
-            close_timeout: self.close_timeout,
-            liveness: self.liveness,
-            idle_only: self.idle_only,
-            stall_threshold: self.stall_threshold,
-            dead_close_code,
-            adaptive_timeout: self.adaptive_timeout,
-            interval_bounds: self.interval_bounds,
-            timeout_bounds: self.timeout_bounds,
-            ping_flood: self.ping_flood,
-            backoff: self.backoff,
-            reconnect_on_permanent_close: self.reconnect_on_permanent_close,
-        }
+        Ok(c)
     }
 }
 
@@ -466,6 +470,7 @@ fn bounds(field: Field, b: Bounds) -> Result<(), ConfigError> {
 
 /// A configuration field, named as its builder method is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum Field {
     /// [`ConfigBuilder::ping_interval`]
     PingInterval,
@@ -473,14 +478,14 @@ pub enum Field {
     PongTimeout,
     /// [`ConfigBuilder::close_timeout`]
     CloseTimeout,
+    /// [`ConfigBuilder::connect_timeout`]
+    ConnectTimeout,
     /// [`ConfigBuilder::liveness`]
     Liveness,
     /// [`ConfigBuilder::idle_only`]
     IdleOnly,
     /// [`ConfigBuilder::stall_threshold`]
     StallThreshold,
-    /// [`ConfigBuilder::dead_close_code`]
-    DeadCloseCode,
     /// [`ConfigBuilder::adaptive_timeout`]
     AdaptiveTimeout,
     /// [`ConfigBuilder::interval_bounds`]
@@ -507,10 +512,10 @@ impl fmt::Display for Field {
             Field::PingInterval => "ping_interval",
             Field::PongTimeout => "pong_timeout",
             Field::CloseTimeout => "close_timeout",
+            Field::ConnectTimeout => "connect_timeout",
             Field::Liveness => "liveness",
             Field::IdleOnly => "idle_only",
             Field::StallThreshold => "stall_threshold",
-            Field::DeadCloseCode => "dead_close_code",
             Field::AdaptiveTimeout => "adaptive_timeout",
             Field::IntervalBounds => "interval_bounds",
             Field::TimeoutBounds => "timeout_bounds",
@@ -527,6 +532,7 @@ impl fmt::Display for Field {
 /// Why a configuration (or a runtime change) was rejected: the field and the
 /// relation it breaks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `field` must be greater than zero.
     Zero {
@@ -564,13 +570,6 @@ pub enum ConfigError {
         /// The offending field.
         field: Field,
     },
-    /// `code` may not be sent in a close frame.
-    UnsendableCloseCode {
-        /// The offending field.
-        field: Field,
-        /// The rejected code.
-        code: u16,
-    },
 }
 
 impl ConfigError {
@@ -582,8 +581,7 @@ impl ConfigError {
             | ConfigError::OutOfBounds { field, .. }
             | ConfigError::Below { field, .. }
             | ConfigError::Requires { field, .. }
-            | ConfigError::InvalidMultiplier { field }
-            | ConfigError::UnsendableCloseCode { field, .. } => field,
+            | ConfigError::InvalidMultiplier { field } => field,
         }
     }
 }
@@ -603,10 +601,6 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidMultiplier { field } => {
                 write!(f, "{field} must be a finite number of at least 1")
             }
-            ConfigError::UnsendableCloseCode { field, code } => write!(
-                f,
-                "{field}: close code {code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)"
-            ),
         }
     }
 }

@@ -2,11 +2,28 @@
 //! dead, and when to reconnect.
 //!
 //! [`HeartbeatMachine`] takes events (time passing, frames, pings, pongs, closes,
-//! connects) and emits [`Action`]s (send a ping or pong, report a death, close, abort,
-//! reconnect after a delay), plus the next [`Deadline`] so a driver sleeps instead of
+//! connects) and emits [`Action`]s (connect, send a ping or pong, report a death,
+//! close, disconnect), plus the next [`Deadline`] so a driver sleeps instead of
 //! polling. It performs no I/O, reads no clock and no randomness, never allocates and
 //! never panics: the same inputs always give the same outputs, which is what makes
 //! the simulated-clock tests of this project exact.
+//!
+//! # One model of a connection's life
+//!
+//! ```text
+//!            connect()               handle_connected
+//!   Idle ───────────────▶ Connecting ────────────────▶ Open
+//!     │ handle_connected      ▲  │ failed / connect_timeout │ death: Action::Dead(reason)
+//!     └───────────────────────┼──┼──────────▶ Open          ▼
+//!                             │  ▼                 Closing { reason } ──▶ Finished { reason }
+//!                        Reconnecting { reason, at, attempt } ◀──────┘   (server, local close,
+//!                        (a fault: at once, the close drains meanwhile)   permanent code, attempts spent)
+//! ```
+//!
+//! Every state after a death carries its reason ([`State::reason`]), equal to the
+//! reason of the one [`Action::Dead`] of that connection. Every timer lives here:
+//! the ping and pong deadlines, the connect timeout, the close window and the
+//! backoff delay; a driver owns none.
 //!
 //! # The driving contract
 //!
@@ -18,7 +35,9 @@
 //! - Feed everything already readable from the transport *before* expiring deadlines
 //!   at the same moment: a pong sitting in the socket buffer must count.
 //! - Report [`handle_ping_sent`](HeartbeatMachine::handle_ping_sent) when the
-//!   transport took the ping, so a ping queued behind a large write is not a false death.
+//!   transport took the ping, so a ping queued behind a large write is not a false
+//!   death, and [`handle_close_sent`](HeartbeatMachine::handle_close_sent) when a
+//!   close frame is flushed.
 //!
 //! Calling `handle_timeout` early or twice is harmless.
 //!
@@ -26,7 +45,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use heartbeat_core::{Action, Config, HeartbeatMachine, Instant};
+//! use heartbeat_core::{Action, Config, HeartbeatMachine, Instant, PongOutcome};
 //!
 //! /// Stand-in for a real transport: a peer that answers every ping at once.
 //! #[derive(Default)]
@@ -47,20 +66,24 @@
 //! // A real driver maps std::time::Instant to the machine's time like this;
 //! // here a simulated clock stands in so the example runs instantly.
 //! let mut now = Instant::ZERO;
-//! hb.handle_connected(now);
+//! hb.handle_connected(now); // the link is already open
 //! for _ in 0..10 {
 //!     while let Some(action) = hb.poll_action() {
 //!         match action {
 //!             Action::SendPing(p) => { link.send_ping(p.as_slice()); hb.handle_ping_sent(now); }
 //!             Action::Dead(reason) => panic!("peer died: {reason}"),
-//!             _ => {} // SendPong, SendClose, Abort, Reconnect: see the adapters.
+//!             _ => {} // SendPong, SendClose, Disconnect, Connect: see the adapters.
 //!         }
 //!     }
 //!     let deadline = hb.poll_timeout().expect("open connections always have a deadline");
 //!     let wait = deadline.at - now;
 //!     match link.read(wait) {
 //!         // Input first...
-//!         Some(Frame::Pong(p)) => { now = now + Duration::from_millis(1); hb.handle_pong(now, &p) }
+//!         Some(Frame::Pong(p)) => {
+//!             now = now + Duration::from_millis(1);
+//!             let outcome = hb.handle_pong(now, &p);
+//!             assert!(matches!(outcome, PongOutcome::Matched { .. }));
+//!         }
 //!         // ...then deadlines.
 //!         None => { now = deadline.at; hb.handle_timeout(now) }
 //!     }
@@ -72,14 +95,15 @@
 //! # An async (`select!`) driver
 //!
 //! ```ignore
+//! hb.connect(now());
 //! loop {
-//!     while let Some(action) = hb.poll_action() { execute(&mut ws, &mut hb, action).await?; }
+//!     while let Some(action) = hb.poll_action() { execute(&mut conn, &mut hb, action).await; }
 //!     let sleep_until = hb.poll_timeout().map(|d| origin + d.at.as_duration());
 //!     tokio::select! {
 //!         biased; // input before timers
-//!         frame = ws.next() => match frame {
-//!             Some(Ok(Message::Pong(p))) => hb.handle_pong(now(), &p),
-//!             Some(Ok(Message::Ping(p))) => hb.handle_ping(now(), &p),
+//!         frame = conn.next_frame() => match frame {
+//!             Some(Ok(Message::Pong(p))) => { hb.handle_pong(now(), &p); }
+//!             Some(Ok(Message::Ping(p))) => { hb.handle_ping(now(), &p); }
 //!             Some(Ok(Message::Close(c))) => hb.handle_close(now(), c.map(|c| c.code.into())),
 //!             Some(Ok(_)) => hb.handle_frame(now()),
 //!             _ => hb.handle_transport_closed(now()),
@@ -94,9 +118,13 @@
 //! - A peer that answers every ping within the pong timeout is never declared dead.
 //! - A silent peer is declared dead no later than
 //!   [`Config::detection_bound`] after its last proof of life, when the driver runs
-//!   its timers on time; a local stall adds at most one pong timeout plus the stall.
+//!   its timers on time; a local stall adds at most one pong timeout plus the stall,
+//!   and reported local lag at most [`Config::max_local_lag`].
+//! - After a fault, a client's next attempt starts after the backoff delay alone;
+//!   the dead connection's close never delays it.
 //! - After `handle_timeout(now)`, `poll_timeout()` is never earlier than `now`.
-//! - At most one pong, one ping and one close are ever queued.
+//! - At most one pong, one ping and one close are ever queued; every transport ends
+//!   with exactly one [`Action::Disconnect`], before the next [`Action::Connect`].
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -113,6 +141,7 @@ mod action;
 mod backoff;
 mod config;
 mod machine;
+mod outcome;
 mod reason;
 mod rtt;
 mod stats;
@@ -124,7 +153,8 @@ pub use config::{
     Backoff, Bounds, Config, ConfigBuilder, ConfigError, Field, Jitter, Liveness, PingFlood, Role,
 };
 pub use machine::HeartbeatMachine;
-pub use reason::{DeathReason, Health, ProtocolError, State};
+pub use outcome::{PingOutcome, PongOutcome};
+pub use reason::{ConnectFailure, DeathReason, Health, ProtocolError, State};
 pub use rtt::RttStats;
 pub use stats::Stats;
 pub use time::Instant;

@@ -1,4 +1,4 @@
-//! [`HeartbeatMachine`]: every state transition of a connection's heartbeat, in one place.
+//! [`HeartbeatMachine`]: every state transition of a connection's life, in one place.
 
 use core::borrow::Borrow;
 use core::time::Duration;
@@ -6,7 +6,8 @@ use core::time::Duration;
 use crate::action::{is_sendable, Action, CloseCode, Payload};
 use crate::backoff::BackoffState;
 use crate::config::{Config, ConfigError, Field, Liveness, Role};
-use crate::reason::{DeathReason, Health, ProtocolError, State};
+use crate::outcome::{PingOutcome, PongOutcome};
+use crate::reason::{ConnectFailure, DeathReason, Health, ProtocolError, State};
 use crate::rtt::RttStats;
 use crate::stats::{bump, Stats};
 use crate::time::Instant;
@@ -33,8 +34,6 @@ pub struct HeartbeatMachine<C: Borrow<Config> = Config> {
     /// The latest `now` seen; time never runs backwards inside the machine.
     now: Instant,
     phase: Phase,
-    /// Why the current (or last) connection ended. `None` while open.
-    reason: Option<DeathReason>,
     /// Runtime-adjustable copies of the configured interval and timeout.
     interval: Duration,
     timeout: Duration,
@@ -46,22 +45,50 @@ pub struct HeartbeatMachine<C: Borrow<Config> = Config> {
     /// Next ping sequence number; never reused across reconnects, so a stale pong
     /// from an old connection can never match.
     next_seq: u64,
+    /// How late the driver reports its own loop runs (see `handle_local_lag`).
+    local_lag: Duration,
     rtt: RttStats,
     stats: Stats,
 }
 
-/// Coarse phase; `state()` derives the public [`State`] from it and `reason`.
+/// Where the machine stands. The public [`State`] is this minus the timestamps, so
+/// the reason a driver reads is the one stored here, never a guess.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
-    Connecting,
-    Open,
-    /// Our close is out; waiting for the peer's close or the transport's end.
-    /// `local` holds the code when the application, not a fault, started the close.
-    Closing {
+    Idle,
+    Connecting {
+        attempt: u32,
         since: Instant,
-        local: Option<CloseCode>,
     },
-    Finished,
+    Open,
+    /// Our close or our reply is out; the transport is kept until the handshake
+    /// completes (`wait`) or `close_timeout` passes.
+    Closing {
+        reason: DeathReason,
+        since: Instant,
+        wait: CloseWait,
+    },
+    /// Waiting for the backoff delay. After a fault the dead connection's close may
+    /// still be draining in the background until `draining_until`; it never
+    /// delays `at` (the next attempt cuts it short).
+    Reconnecting {
+        reason: DeathReason,
+        at: Instant,
+        attempt: u32,
+        draining_until: Option<Instant>,
+    },
+    Finished {
+        reason: DeathReason,
+    },
+}
+
+/// What completes a close handshake.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CloseWait {
+    /// We closed first: the peer's close, or the end of the stream.
+    PeerReply,
+    /// We answered the peer's close: our reply flushed, or the end of the stream.
+    OurReplyFlushed,
 }
 
 /// Per-connection timing state, reset by `handle_connected`.
@@ -103,26 +130,20 @@ struct FloodWindow {
 }
 
 /// Fixed-capacity output queue: one slot per action kind, polled in field order.
-/// A newer pong replaces an older one; nothing is sent after a queued close.
+/// A newer pong replaces an older one; nothing is sent after a queued close; a
+/// disconnect always precedes the next connect.
 #[derive(Clone, Copy, Debug, Default)]
 struct Outbox {
     pong: Option<Payload>,
     ping: Option<u64>,
-    /// The reason itself is `HeartbeatMachine::reason`.
-    dead: bool,
+    dead: Option<DeathReason>,
     close: Option<(CloseCode, &'static str)>,
-    abort: bool,
-    reconnect: Option<(Duration, u32)>,
-}
-
-enum PingVerdict {
-    Answer,
-    Refuse,
-    Flood,
+    disconnect: bool,
+    connect: Option<u32>,
 }
 
 impl<C: Borrow<Config>> HeartbeatMachine<C> {
-    /// A machine waiting for its first connection.
+    /// A machine with nothing started ([`State::Idle`]).
     ///
     /// `seed` drives reconnect jitter (use a different one per connection, e.g. from
     /// the OS RNG in the driver); the machine itself never reads randomness.
@@ -136,33 +157,92 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
             timeout,
             cfg: config,
             now: Instant::ZERO,
-            phase: Phase::Connecting,
-            reason: None,
+            phase: Phase::Idle,
             conn: Connection::default(),
             out: Outbox::default(),
             backoff: BackoffState::new(seed),
             requested_delay: None,
             next_seq: 0,
+            local_lag: Duration::ZERO,
             rtt: RttStats::default(),
             stats: Stats::default(),
         }
     }
 
-    // ----- events in -------------------------------------------------------------
+    // ----- commands from the application -----------------------------------------
+
+    /// Starts the first connection attempt: queues [`Action::Connect`] with attempt
+    /// 0 and bounds the attempt with `connect_timeout`.
+    ///
+    /// A server calls it when it accepts a socket (the attempt is the upgrade). A
+    /// driver given a connection that is already open calls
+    /// [`handle_connected`](Self::handle_connected) instead. Ignored and counted
+    /// unless [`State::Idle`].
+    pub fn connect(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if self.phase != Phase::Idle {
+            bump(&mut self.stats.ignored_calls);
+            return;
+        }
+        self.start_attempt(now, 0);
+    }
+
+    /// The application wants to end: close with `code` and never reconnect.
+    ///
+    /// While open: [`Action::Dead`] with [`DeathReason::LocalClose`] at once, then a
+    /// close handshake bounded by `close_timeout`, then [`Action::Disconnect`].
+    /// While connecting or waiting to reconnect: the attempt (and any close still
+    /// draining) is dropped and the machine finishes at once.
+    pub fn close(&mut self, now: Instant, code: CloseCode) {
+        let now = self.observe(now);
+        let local = DeathReason::LocalClose { code: code.get() };
+        match self.phase {
+            Phase::Open => {
+                self.clear_probe();
+                self.out.dead = Some(local);
+                self.out.close = Some((code, "closing"));
+                self.phase = Phase::Closing {
+                    reason: local,
+                    since: now,
+                    wait: CloseWait::PeerReply,
+                };
+            }
+            Phase::Idle => self.phase = Phase::Finished { reason: local },
+            Phase::Connecting { .. } => {
+                self.out.connect = None;
+                self.out.disconnect = true;
+                self.phase = Phase::Finished { reason: local };
+            }
+            Phase::Reconnecting {
+                reason,
+                draining_until,
+                ..
+            } => {
+                if draining_until.is_some() {
+                    bump(&mut self.stats.close_timeouts);
+                    self.out.disconnect = true;
+                }
+                // The last connection ended for `reason`; that stays its reason.
+                self.phase = Phase::Finished { reason };
+            }
+            Phase::Closing { .. } | Phase::Finished { .. } => bump(&mut self.stats.ignored_calls),
+        }
+    }
+
+    // ----- events in: the connection ---------------------------------------------
 
     /// The transport is up (WebSocket handshake done). Starts the ping schedule.
     ///
-    /// Valid while connecting (at start, or after a [`Action::Reconnect`]); ignored
-    /// and counted otherwise.
+    /// Valid while connecting, or from [`State::Idle`] for a connection that was
+    /// already open when the machine was built; ignored and counted otherwise.
     pub fn handle_connected(&mut self, now: Instant) {
         let now = self.observe(now);
-        if self.phase != Phase::Connecting {
+        if !matches!(self.phase, Phase::Idle | Phase::Connecting { .. }) {
             bump(&mut self.stats.ignored_calls);
             return;
         }
         self.phase = Phase::Open;
-        self.reason = None;
-        self.out = Outbox::default();
+        self.out.connect = None;
         self.conn = Connection {
             connected_at: now,
             last_evidence: now,
@@ -176,30 +256,28 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         bump(&mut self.stats.connects);
     }
 
-    /// A connection attempt failed. In the client role this schedules the next
-    /// attempt (or finishes once `max_attempts` is spent); in the server role it
-    /// finishes.
+    /// The connection attempt failed (refused, unreachable, TLS or upgrade
+    /// rejected). A client schedules the next attempt with backoff (or finishes once
+    /// `max_attempts` is spent); a server finishes. Ignored and counted unless
+    /// connecting.
     pub fn handle_connect_failed(&mut self, now: Instant) {
-        self.observe(now);
-        if self.phase != Phase::Connecting {
+        let now = self.observe(now);
+        if !matches!(self.phase, Phase::Connecting { .. }) {
             bump(&mut self.stats.ignored_calls);
             return;
         }
-        self.reason = Some(DeathReason::ConnectFailed);
-        self.out.reconnect = None;
-        self.end_connection(false);
+        self.fail_attempt(now, ConnectFailure::Error);
     }
 
     /// The server asked for a delay before the next attempt (e.g. HTTP 503 with
-    /// `Retry-After`). The next [`Action::Reconnect`] waits at least this long,
-    /// capped at `backoff.max_requested_delay`.
+    /// `Retry-After`). The next attempt waits at least this long from now, capped
+    /// at `backoff.max_requested_delay`.
     pub fn handle_retry_after(&mut self, now: Instant, delay: Duration) {
-        self.observe(now);
+        let now = self.observe(now);
         let delay = delay.min(self.cfg().backoff.max_requested_delay);
-        match &mut self.out.reconnect {
-            // Already scheduled and not yet polled: stretch it in place.
-            Some((after, _)) => *after = (*after).max(delay),
-            None => self.requested_delay = Some(delay),
+        match &mut self.phase {
+            Phase::Reconnecting { at, .. } => *at = (*at).max(now + delay),
+            _ => self.requested_delay = Some(delay),
         }
     }
 
@@ -214,6 +292,21 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
+    /// The driver flushed the close frame of the last [`Action::SendClose`]. When
+    /// that close answered the peer's, the handshake is complete and
+    /// [`Action::Disconnect`] follows; otherwise the machine keeps waiting for the
+    /// peer's close.
+    pub fn handle_close_sent(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if let Phase::Closing {
+            wait: CloseWait::OurReplyFlushed,
+            ..
+        } = self.phase
+        {
+            self.finish_close(now);
+        }
+    }
+
     /// An inbound data frame arrived (text, binary, or an application message).
     /// Proves liveness under [`Liveness::AnyFrame`].
     pub fn handle_frame(&mut self, now: Instant) {
@@ -223,49 +316,60 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
-    /// A pong arrived with `payload`. A pong for one of our pings acknowledges it and
-    /// every earlier one, proves liveness and (for the latest ping) gives an RTT
-    /// sample; any other pong is ignored and counted.
-    pub fn handle_pong(&mut self, now: Instant, payload: &[u8]) {
+    /// A pong arrived with `payload`, and what it meant.
+    ///
+    /// A pong for one of our pings acknowledges it and every earlier one and proves
+    /// liveness; the latest ping's pong gives an RTT sample. Any other pong is
+    /// ignored and counted.
+    pub fn handle_pong(&mut self, now: Instant, payload: &[u8]) -> PongOutcome {
         let now = self.observe(now);
         if self.phase != Phase::Open {
             bump(&mut self.stats.unsolicited_pongs);
-            return;
+            return PongOutcome::Unsolicited;
         }
         self.inbound(now);
-        let matched = match (self.conn.probe, Payload::seq(payload)) {
-            (Some(p), Some(seq)) if self.conn.first_unacked <= seq && seq <= p.seq => {
-                Some((p, seq))
-            }
-            _ => None,
-        };
-        let Some((probe, seq)) = matched else {
+        let Some(seq) = Payload::seq(payload) else {
             bump(&mut self.stats.unsolicited_pongs);
-            return;
+            return PongOutcome::Unsolicited;
+        };
+        let probe = match self.conn.probe {
+            Some(p) if self.conn.first_unacked <= seq && seq <= p.seq => p,
+            _ => {
+                bump(&mut self.stats.unsolicited_pongs);
+                return if seq < self.next_seq {
+                    PongOutcome::Stale { seq }
+                } else {
+                    PongOutcome::Unsolicited
+                };
+            }
         };
         bump(&mut self.stats.pongs_matched);
+        let mut rtt = None;
         if seq == probe.seq {
             // Only the latest ping's send time is kept, so only it yields a sample.
-            let sent = probe.sent_at.unwrap_or(probe.emitted_at);
-            self.rtt.sample(now - sent);
+            let sample = now - probe.sent_at.unwrap_or(probe.emitted_at);
+            self.rtt.sample(sample);
+            rtt = Some(sample);
             self.conn.probe = None;
         }
         self.conn.first_unacked = seq.wrapping_add(1);
         self.prove_alive(now);
+        PongOutcome::Matched { seq, rtt }
     }
 
-    /// A ping arrived with `payload`: queues a pong echoing it (coalesced with any
-    /// pong not yet polled), unless the ping budget is exceeded. A payload over 125
-    /// bytes is a protocol error (close 1002); repeated floods close with 1008.
-    pub fn handle_ping(&mut self, now: Instant, payload: &[u8]) {
+    /// A ping arrived with `payload`, and what it meant: a pong is queued (coalesced
+    /// with any pong not yet polled) unless the ping budget is exceeded. A payload
+    /// over 125 bytes is a protocol error (close 1002); repeated floods close with
+    /// 1008.
+    pub fn handle_ping(&mut self, now: Instant, payload: &[u8]) -> PingOutcome {
         let now = self.observe(now);
         match self.phase {
             Phase::Open => {}
-            // The peer may still ping while our close is in flight: normal, not misuse.
-            Phase::Closing { .. } => return,
-            Phase::Connecting | Phase::Finished => {
+            // The peer may still ping while a close is in flight: normal, not misuse.
+            Phase::Closing { .. } | Phase::Reconnecting { .. } => return PingOutcome::Ignored,
+            Phase::Idle | Phase::Connecting { .. } | Phase::Finished { .. } => {
                 bump(&mut self.stats.ignored_calls);
-                return;
+                return PingOutcome::Ignored;
             }
         }
         bump(&mut self.stats.pings_received);
@@ -277,18 +381,25 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
                 DeathReason::ProtocolError(ProtocolError::ControlFrameTooLong { len }),
                 Some((CloseCode::PROTOCOL_ERROR, "control frame too long")),
             );
-            return;
+            return PingOutcome::Violation;
         };
         match self.admit_ping(now) {
-            PingVerdict::Answer => self.out.pong = Some(payload),
-            PingVerdict::Refuse => bump(&mut self.stats.pings_refused),
-            PingVerdict::Flood => {
+            PingOutcome::Answered => {
+                self.out.pong = Some(payload);
+                PingOutcome::Answered
+            }
+            PingOutcome::Violation => {
                 bump(&mut self.stats.pings_refused);
                 self.die(
                     now,
                     DeathReason::PingFlood,
                     Some((CloseCode::POLICY_VIOLATION, "too many pings")),
                 );
+                PingOutcome::Violation
+            }
+            other => {
+                bump(&mut self.stats.pings_refused);
+                other
             }
         }
     }
@@ -296,93 +407,75 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// The peer sent a close frame (`code`: its status code, if any).
     ///
     /// While open: the connection is over ([`DeathReason::PeerClosed`]); the close is
-    /// answered with the same code. While closing: our close handshake is complete.
-    /// A code that may never be on the wire is a protocol error (answered with 1002).
+    /// answered with the same code and the machine waits for the reply to be flushed
+    /// ([`handle_close_sent`](Self::handle_close_sent)). While closing: our close
+    /// handshake is complete. A code that may never be on the wire is a protocol
+    /// error (answered with 1002).
     pub fn handle_close(&mut self, now: Instant, code: Option<u16>) {
-        self.observe(now);
+        let now = self.observe(now);
         match self.phase {
-            Phase::Open => {
-                self.clear_probe();
-                let (reason, reply) = match code {
-                    Some(c) if !is_sendable(c) => (
-                        DeathReason::ProtocolError(ProtocolError::InvalidCloseCode { code: c }),
-                        CloseCode::PROTOCOL_ERROR,
-                    ),
-                    // `c` was just checked to be sendable.
-                    Some(c) => (
-                        DeathReason::PeerClosed { code: Some(c) },
-                        CloseCode::new(c).unwrap_or(CloseCode::NORMAL),
-                    ),
-                    None => (DeathReason::PeerClosed { code: None }, CloseCode::NORMAL),
-                };
-                self.report(reason);
-                self.out.close = Some((reply, ""));
-                // Our reply completes the handshake: nothing left to wait for.
-                self.end_connection(true);
+            Phase::Open => match code {
+                Some(c) if !is_sendable(c) => self.die(
+                    now,
+                    DeathReason::ProtocolError(ProtocolError::InvalidCloseCode { code: c }),
+                    Some((CloseCode::PROTOCOL_ERROR, "")),
+                ),
+                _ => {
+                    self.clear_probe();
+                    let reason = DeathReason::PeerClosed { code };
+                    let reply = code.and_then(CloseCode::new).unwrap_or(CloseCode::NORMAL);
+                    self.out.dead = Some(reason);
+                    self.out.close = Some((reply, ""));
+                    self.phase = Phase::Closing {
+                        reason,
+                        since: now,
+                        wait: CloseWait::OurReplyFlushed,
+                    };
+                }
+            },
+            Phase::Closing { .. } => self.finish_close(now),
+            Phase::Reconnecting { .. } => self.stop_draining(false),
+            Phase::Idle | Phase::Connecting { .. } | Phase::Finished { .. } => {
+                bump(&mut self.stats.ignored_calls)
             }
-            Phase::Closing { local, .. } => self.finish_close(local),
-            _ => bump(&mut self.stats.ignored_calls),
         }
     }
 
-    /// The transport ended (EOF, reset, I/O error) without a close handshake on our
-    /// side, or after our close was sent.
+    /// The transport ended (EOF, reset, I/O error): while open, without a close
+    /// handshake; while closing, the handshake is over; while connecting, the
+    /// attempt failed.
     pub fn handle_transport_closed(&mut self, now: Instant) {
-        self.observe(now);
+        let now = self.observe(now);
         match self.phase {
-            Phase::Open => {
-                self.clear_probe();
-                self.report(DeathReason::TransportClosed);
-                self.end_connection(true);
-            }
-            Phase::Closing { local, .. } => self.finish_close(local),
-            _ => bump(&mut self.stats.ignored_calls),
+            Phase::Open => self.die(now, DeathReason::TransportClosed, None),
+            Phase::Closing { .. } => self.finish_close(now),
+            Phase::Connecting { .. } => self.fail_attempt(now, ConnectFailure::Error),
+            Phase::Reconnecting { .. } => self.stop_draining(false),
+            Phase::Idle | Phase::Finished { .. } => bump(&mut self.stats.ignored_calls),
         }
     }
 
     /// The driver saw a malformed frame: the connection is closed with 1002.
     pub fn handle_protocol_error(&mut self, now: Instant) {
         let now = self.observe(now);
-        if self.phase == Phase::Open {
-            self.die(
+        match self.phase {
+            Phase::Open => self.die(
                 now,
                 DeathReason::ProtocolError(ProtocolError::Malformed),
                 Some((CloseCode::PROTOCOL_ERROR, "protocol error")),
-            );
-        } else {
-            bump(&mut self.stats.ignored_calls);
-        }
-    }
-
-    /// The application wants to end: close with `code` and never reconnect.
-    ///
-    /// While open, a close is sent and the handshake bounded by `close_timeout`;
-    /// the [`Action::Dead`] that follows says [`DeathReason::LocalClose`] (or
-    /// [`DeathReason::CloseTimeout`] if the peer never answered). While connecting,
-    /// pending reconnects are cancelled and the machine finishes at once.
-    pub fn close(&mut self, now: Instant, code: CloseCode) {
-        let now = self.observe(now);
-        match self.phase {
-            Phase::Open => {
-                self.clear_probe();
-                self.out.close = Some((code, "closing"));
-                self.phase = Phase::Closing {
-                    since: now,
-                    local: Some(code),
-                };
-            }
-            Phase::Connecting => {
-                self.out.reconnect = None;
-                self.reason = Some(DeathReason::LocalClose { code: code.get() });
-                self.phase = Phase::Finished;
-            }
+            ),
+            // Noise from a connection that is already over.
+            Phase::Closing { .. } | Phase::Reconnecting { .. } => {}
             _ => bump(&mut self.stats.ignored_calls),
         }
     }
 
+    // ----- events in: time -------------------------------------------------------
+
     /// Time has reached `now`: fire every deadline that is due.
     ///
-    /// A pong deadline found more than `stall_threshold` late is blamed on a local
+    /// A pong deadline found late by more than the stall allowance (the smaller of
+    /// `stall_threshold` and a quarter of the pong timeout) is blamed on a local
     /// stall, not the peer: one fresh probe is sent with a full timeout instead of a
     /// retroactive verdict (once per proof of life). A late ping timer sends one
     /// ping, never a burst.
@@ -390,19 +483,35 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         let now = self.observe(now);
         match self.phase {
             Phase::Open => self.expire_open(now),
-            Phase::Closing { since, local } => {
-                if now >= since + self.cfg().close_timeout {
-                    bump(&mut self.stats.close_timeouts);
-                    if local.is_some() {
-                        self.report(DeathReason::CloseTimeout {
-                            waited: now - since,
-                        });
-                    }
-                    self.out.abort = true;
-                    self.end_connection(true);
+            Phase::Connecting { since, .. } => {
+                if now >= since + self.cfg().connect_timeout {
+                    bump(&mut self.stats.connect_timeouts);
+                    let waited = now - since;
+                    self.fail_attempt(now, ConnectFailure::TimedOut { waited });
                 }
             }
-            Phase::Connecting | Phase::Finished => {}
+            Phase::Closing { since, .. } => {
+                if now >= since + self.cfg().close_timeout {
+                    bump(&mut self.stats.close_timeouts);
+                    self.finish_close(now);
+                }
+            }
+            Phase::Reconnecting {
+                at,
+                attempt,
+                draining_until,
+                ..
+            } => {
+                if draining_until.is_some_and(|d| now >= d)
+                    || (now >= at && draining_until.is_some())
+                {
+                    self.stop_draining(true);
+                }
+                if now >= at {
+                    self.start_attempt(now, attempt);
+                }
+            }
+            Phase::Idle | Phase::Finished { .. } => {}
         }
     }
 
@@ -410,6 +519,18 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// by `elapsed` and fire what is due (`handle_timeout(now() + elapsed)`).
     pub fn handle_elapsed(&mut self, elapsed: Duration) {
         self.handle_timeout(self.now + elapsed);
+    }
+
+    /// The driver measured its own lateness: how late its timers and reads run
+    /// right now (a saturated process, a busy runtime). Pong deadlines are extended
+    /// by this lag, capped at [`Config::max_local_lag`], so an overloaded process
+    /// pings late but does not accuse peers whose pongs it has not read yet.
+    ///
+    /// Report the current figure whenever it changes (zero once the lag is gone).
+    /// A dead peer is still declared dead, at most the capped lag later.
+    pub fn handle_local_lag(&mut self, now: Instant, lag: Duration) {
+        self.observe(now);
+        self.local_lag = lag;
     }
 
     // ----- runtime changes -------------------------------------------------------
@@ -455,19 +576,17 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         if let Some(seq) = out.ping.take() {
             return Some(Action::SendPing(Payload::from_seq(seq)));
         }
-        if core::mem::take(&mut out.dead) {
-            if let Some(reason) = self.reason {
-                return Some(Action::Dead(reason));
-            }
+        if let Some(reason) = out.dead.take() {
+            return Some(Action::Dead(reason));
         }
         if let Some((code, reason)) = out.close.take() {
             return Some(Action::SendClose { code, reason });
         }
-        if core::mem::take(&mut out.abort) {
-            return Some(Action::Abort);
+        if core::mem::take(&mut out.disconnect) {
+            return Some(Action::Disconnect);
         }
-        if let Some((after, attempt)) = out.reconnect.take() {
-            return Some(Action::Reconnect { after, attempt });
+        if let Some(attempt) = out.connect.take() {
+            return Some(Action::Connect { attempt });
         }
         None
     }
@@ -475,7 +594,8 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// When to call [`handle_timeout`](Self::handle_timeout) next, and why.
     ///
     /// The earliest armed deadline, never earlier than the last `now` seen; the last
-    /// `now` while actions are queued; `None` only when nothing is armed.
+    /// `now` while actions are queued; `None` only when nothing is armed (idle or
+    /// finished).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Deadline> {
         if self.has_actions() {
@@ -488,15 +608,21 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
             Phase::Open => {
                 let pong = self.pong_deadline().map(|at| (at, TimerKind::PongTimeout));
                 let ping = self.ping_due().map(|at| (at, TimerKind::Ping));
-                match (pong, ping) {
-                    (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-                    (a, b) => a.or(b),
-                }
+                earliest(pong, ping)
+            }
+            Phase::Connecting { since, .. } => {
+                Some((since + self.cfg().connect_timeout, TimerKind::Connect))
             }
             Phase::Closing { since, .. } => {
                 Some((since + self.cfg().close_timeout, TimerKind::CloseTimeout))
             }
-            Phase::Connecting | Phase::Finished => None,
+            Phase::Reconnecting {
+                at, draining_until, ..
+            } => earliest(
+                draining_until.map(|d| (d, TimerKind::CloseTimeout)),
+                Some((at, TimerKind::Reconnect)),
+            ),
+            Phase::Idle | Phase::Finished { .. } => None,
         };
         deadline.map(|(at, kind)| Deadline {
             at: at.max(self.now),
@@ -506,14 +632,25 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
 
     // ----- queries ---------------------------------------------------------------
 
-    /// Where the machine stands.
+    /// Where the machine stands, with the reason on every state after a connection
+    /// ended.
     pub fn state(&self) -> State {
-        match (self.phase, self.reason) {
-            (Phase::Open, _) => State::Open,
-            (Phase::Closing { local: Some(_), .. }, None) => State::Closing,
-            (Phase::Finished, Some(reason)) => State::Finished { reason },
-            (_, Some(reason)) => State::Dead { reason },
-            (_, None) => State::Connecting,
+        match self.phase {
+            Phase::Idle => State::Idle,
+            Phase::Connecting { attempt, .. } => State::Connecting { attempt },
+            Phase::Open => State::Open,
+            Phase::Closing { reason, .. } => State::Closing { reason },
+            Phase::Reconnecting {
+                reason,
+                at,
+                attempt,
+                ..
+            } => State::Reconnecting {
+                reason,
+                at,
+                attempt,
+            },
+            Phase::Finished { reason } => State::Finished { reason },
         }
     }
 
@@ -526,14 +663,11 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         match self.phase {
             Phase::Open if self.conn.suspect || self.pong_overdue() => Health::Suspect,
             Phase::Open => Health::Healthy,
-            Phase::Connecting if self.reason.is_none() => Health::Suspect,
-            _ => Health::Dead,
+            Phase::Idle | Phase::Connecting { .. } => Health::Suspect,
+            Phase::Closing { .. } | Phase::Reconnecting { .. } | Phase::Finished { .. } => {
+                Health::Dead
+            }
         }
-    }
-
-    /// Why the current or last connection ended (`None` while open or before any).
-    pub fn death_reason(&self) -> Option<DeathReason> {
-        self.reason
     }
 
     /// RTT figures from matched pongs.
@@ -562,7 +696,8 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     }
 
     /// The pong timeout in force: the adaptive one once it has a sample, else the
-    /// fixed one.
+    /// fixed one. Local lag extends deadlines on top of it (see
+    /// [`local_lag`](Self::local_lag)).
     pub fn pong_timeout(&self) -> Duration {
         match (self.cfg().adaptive_timeout, self.rtt.rto()) {
             (Some(bounds), Some(rto)) => bounds.clamp(rto),
@@ -570,14 +705,11 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
-    /// Whether the driver must keep the current transport: the connection is open, or
-    /// a close handshake is in progress (bounded by `close_timeout`). Once `false`
-    /// (the connection ended: waiting to reconnect, or finished), drop the transport.
-    ///
-    /// [`State::Dead`] alone cannot say this: it covers both "closing after the
-    /// verdict" and "over, a reconnect may follow".
-    pub fn needs_transport(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Closing { .. })
+    /// The local lag in force: the last figure the driver reported with
+    /// [`handle_local_lag`](Self::handle_local_lag), capped at
+    /// [`Config::max_local_lag`]. Pong deadlines are extended by it.
+    pub fn local_lag(&self) -> Duration {
+        self.local_lag.min(self.cfg().max_local_lag)
     }
 
     /// The last proof of life on the current connection (`None` unless open).
@@ -601,11 +733,27 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         self.now
     }
 
+    fn start_attempt(&mut self, now: Instant, attempt: u32) {
+        self.phase = Phase::Connecting {
+            attempt,
+            since: now,
+        };
+        self.out.connect = Some(attempt);
+    }
+
+    /// The attempt is over without a connection: let go of it, then retry or finish.
+    fn fail_attempt(&mut self, now: Instant, cause: ConnectFailure) {
+        bump(&mut self.stats.connect_failures);
+        self.out.connect = None;
+        self.out.disconnect = true;
+        self.phase = self.after(now, DeathReason::ConnectFailed(cause), false);
+    }
+
     fn expire_open(&mut self, now: Instant) {
         if let Some(deadline) = self.pong_deadline() {
             if now >= deadline {
                 let late = now - deadline;
-                if late > self.cfg().stall_threshold && !self.conn.suspect {
+                if late > self.stall_allowance() && !self.conn.suspect {
                     // We, not the peer, were silent: the process was stopped or the
                     // loop saturated. Probe afresh instead of convicting the peer.
                     bump(&mut self.stats.missed_deadlines);
@@ -615,12 +763,11 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
                     let sent = self
                         .conn
                         .probe
-                        .and_then(|p| p.sent_at.or(Some(p.emitted_at)));
-                    let waited = now - sent.unwrap_or(now);
+                        .map_or(now, |p| p.sent_at.unwrap_or(p.emitted_at));
                     bump(&mut self.stats.pong_timeouts);
                     self.die(
                         now,
-                        DeathReason::PongTimeout { waited },
+                        DeathReason::PongTimeout { waited: now - sent },
                         Some((self.cfg().dead_close_code, "keepalive ping timeout")),
                     );
                 }
@@ -629,12 +776,17 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
         if let Some(due) = self.ping_due() {
             if now >= due {
-                if now - due > self.cfg().stall_threshold {
+                if now - due > self.stall_allowance() {
                     bump(&mut self.stats.missed_deadlines);
                 }
                 self.emit_ping(now);
             }
         }
+    }
+
+    /// How late a deadline may be found before the lateness is ours, not the peer's.
+    fn stall_allowance(&self) -> Duration {
+        self.cfg().stall_threshold.min(self.pong_timeout() / 4)
     }
 
     fn emit_ping(&mut self, now: Instant) {
@@ -672,9 +824,11 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
-    fn admit_ping(&mut self, now: Instant) -> PingVerdict {
+    /// `Answered`, `Refused` (over budget this window) or `Violation` (the strike
+    /// that ends the connection).
+    fn admit_ping(&mut self, now: Instant) -> PingOutcome {
         let Some(limit) = self.cfg().ping_flood else {
-            return PingVerdict::Answer;
+            return PingOutcome::Answered;
         };
         let w = &mut self.conn.flood;
         if now - w.start >= limit.window {
@@ -684,47 +838,78 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
         w.count = w.count.saturating_add(1);
         if w.count <= limit.max_pings {
-            return PingVerdict::Answer;
+            return PingOutcome::Answered;
         }
         if !w.struck {
             w.struck = true;
             w.strikes = w.strikes.saturating_add(1);
             if w.strikes > limit.max_strikes {
-                return PingVerdict::Flood;
+                return PingOutcome::Violation;
             }
         }
-        PingVerdict::Refuse
+        PingOutcome::Refused
     }
 
-    /// The connection is over for `reason`: tell the application now, then close
-    /// (bounded by `close_timeout`) or, without a close, end at once.
+    /// The open connection is over for `reason`: tell the application now, then
+    /// close or, without a close (the transport is gone), let go at once.
+    ///
+    /// A client whose connection died by fault schedules its next attempt now; the
+    /// close drains in the background and never delays it. Otherwise the machine
+    /// stays closing until the handshake ends or `close_timeout` passes.
     fn die(&mut self, now: Instant, reason: DeathReason, close: Option<(CloseCode, &'static str)>) {
         self.clear_probe();
-        self.report(reason);
-        match close {
-            Some(close) => {
-                self.out.close = Some(close);
-                self.phase = Phase::Closing {
-                    since: now,
-                    local: None,
-                };
+        self.out.dead = Some(reason);
+        let Some(close) = close else {
+            self.out.disconnect = true;
+            self.phase = self.after(now, reason, true);
+            return;
+        };
+        self.out.close = Some(close);
+        let closing = Phase::Closing {
+            reason,
+            since: now,
+            wait: CloseWait::PeerReply,
+        };
+        self.phase = if reason.is_fault() {
+            match self.after(now, reason, true) {
+                Phase::Reconnecting {
+                    reason,
+                    at,
+                    attempt,
+                    ..
+                } => Phase::Reconnecting {
+                    reason,
+                    at,
+                    attempt,
+                    draining_until: Some(now + self.cfg().close_timeout),
+                },
+                _ => closing,
             }
-            None => self.end_connection(true),
+        } else {
+            closing
+        };
+    }
+
+    /// The close handshake is over (completed or timed out): let go of the
+    /// transport, then retry or finish.
+    fn finish_close(&mut self, now: Instant) {
+        if let Phase::Closing { reason, .. } = self.phase {
+            self.out.disconnect = true;
+            self.phase = self.after(now, reason, true);
         }
     }
 
-    /// Records the sticky reason and queues the one [`Action::Dead`] of this connection.
-    fn report(&mut self, reason: DeathReason) {
-        self.reason = Some(reason);
-        self.out.dead = true;
-    }
-
-    /// Our close was answered (peer's close or transport end).
-    fn finish_close(&mut self, local: Option<CloseCode>) {
-        if let Some(code) = local {
-            self.report(DeathReason::LocalClose { code: code.get() });
+    /// The dead connection still draining while we wait to reconnect is done with:
+    /// it ended by itself, its close timed out, or the next attempt starts.
+    fn stop_draining(&mut self, cut_short: bool) {
+        if let Phase::Reconnecting { draining_until, .. } = &mut self.phase {
+            if draining_until.take().is_some() {
+                if cut_short {
+                    bump(&mut self.stats.close_timeouts);
+                }
+                self.out.disconnect = true;
+            }
         }
-        self.end_connection(true);
     }
 
     fn clear_probe(&mut self) {
@@ -732,13 +917,11 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         self.out.ping = None;
     }
 
-    /// The transport is gone (or about to be): reconnect with backoff or finish.
-    fn end_connection(&mut self, was_open: bool) {
-        self.clear_probe();
-        let reason = self.reason.unwrap_or(DeathReason::TransportClosed);
+    /// What follows a connection (or attempt) that ended for `reason`: a reconnect
+    /// with backoff, or the end.
+    fn after(&mut self, now: Instant, reason: DeathReason, was_open: bool) -> Phase {
         if self.cfg().role == Role::Server || !self.may_reconnect(reason) {
-            self.phase = Phase::Finished;
-            return;
+            return Phase::Finished { reason };
         }
         let healthy_for = self.conn.last_evidence - self.conn.connected_at;
         if was_open && healthy_for >= self.cfg().backoff.reset_after {
@@ -748,17 +931,21 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         match self.backoff.next_delay(&backoff) {
             Some((delay, attempt)) => {
                 let after = delay.max(self.requested_delay.take().unwrap_or_default());
-                self.out.reconnect = Some((after, attempt));
                 bump(&mut self.stats.reconnects);
-                self.phase = Phase::Connecting;
+                Phase::Reconnecting {
+                    reason,
+                    at: now + after,
+                    attempt,
+                    draining_until: None,
+                }
             }
-            None => self.phase = Phase::Finished,
+            None => Phase::Finished { reason },
         }
     }
 
     fn may_reconnect(&self, reason: DeathReason) -> bool {
         match reason {
-            DeathReason::LocalClose { .. } | DeathReason::CloseTimeout { .. } => false,
+            DeathReason::LocalClose { .. } => false,
             DeathReason::PeerClosed { code: Some(c) } if is_permanent(c) => {
                 self.cfg().reconnect_on_permanent_close
             }
@@ -768,7 +955,7 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
 
     fn pong_deadline(&self) -> Option<Instant> {
         let p = self.conn.probe.filter(|p| p.armed)?;
-        Some(p.sent_at.unwrap_or(p.emitted_at) + self.pong_timeout())
+        Some(p.sent_at.unwrap_or(p.emitted_at) + self.pong_timeout() + self.local_lag())
     }
 
     fn ping_due(&self) -> Option<Instant> {
@@ -794,10 +981,21 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         let o = &self.out;
         o.pong.is_some()
             || o.ping.is_some()
-            || o.dead
+            || o.dead.is_some()
             || o.close.is_some()
-            || o.abort
-            || o.reconnect.is_some()
+            || o.disconnect
+            || o.connect.is_some()
+    }
+}
+
+/// The earlier of two optional deadlines (the first on a tie).
+fn earliest(
+    a: Option<(Instant, TimerKind)>,
+    b: Option<(Instant, TimerKind)>,
+) -> Option<(Instant, TimerKind)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 

@@ -3,19 +3,20 @@
 use core::fmt;
 use core::time::Duration;
 
-/// Why a connection is over. Sticky: once set for a connection, later input
-/// (a late pong, more frames) does not change it.
+use crate::time::Instant;
+
+/// Why a connection (or a connection attempt) is over.
+///
+/// Sticky: once set, later input (a late pong, more frames from a connection being
+/// closed) does not change it. The reason of the one [`Action::Dead`](crate::Action::Dead)
+/// of a connection is the reason every later [`State`] of that connection carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum DeathReason {
     /// No pong (or, with [`Liveness::AnyFrame`](crate::Liveness::AnyFrame), no
     /// inbound frame) arrived within the pong timeout after a ping.
     PongTimeout {
         /// How long the machine waited since the ping was handed to the transport.
-        waited: Duration,
-    },
-    /// A close the application started was not answered within `close_timeout`.
-    CloseTimeout {
-        /// How long the machine waited for the peer's close.
         waited: Duration,
     },
     /// The peer sent a close frame (`None`: the frame carried no code).
@@ -34,13 +35,16 @@ pub enum DeathReason {
         /// The code the application closed with.
         code: u16,
     },
-    /// A connection attempt failed (set only when no connection was open).
-    ConnectFailed,
+    /// A connection attempt failed before the connection opened.
+    ConnectFailed(ConnectFailure),
 }
 
 impl DeathReason {
     /// Whether the peer or the network is at fault (`false` for a clean close
     /// by either side with 1000/1001, or a close the application asked for).
+    ///
+    /// A fault death of a client reconnects at once (after the backoff delay),
+    /// without waiting for the dead connection's close handshake.
     pub fn is_fault(&self) -> bool {
         !matches!(
             self,
@@ -58,22 +62,45 @@ impl fmt::Display for DeathReason {
             DeathReason::PongTimeout { waited } => {
                 write!(f, "peer unresponsive: no pong after {waited:?}")
             }
-            DeathReason::CloseTimeout { waited } => {
-                write!(f, "close handshake not answered after {waited:?}")
-            }
             DeathReason::PeerClosed { code: Some(c) } => write!(f, "peer closed with code {c}"),
             DeathReason::PeerClosed { code: None } => write!(f, "peer closed without a code"),
             DeathReason::TransportClosed => write!(f, "transport closed without a close handshake"),
             DeathReason::ProtocolError(e) => write!(f, "protocol error: {e}"),
             DeathReason::PingFlood => write!(f, "peer exceeded the ping budget"),
             DeathReason::LocalClose { code } => write!(f, "closed locally with code {code}"),
-            DeathReason::ConnectFailed => write!(f, "connection attempt failed"),
+            DeathReason::ConnectFailed(cause) => write!(f, "connection attempt failed: {cause}"),
+        }
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The driver reported the attempt failed
+    /// ([`handle_connect_failed`](crate::HeartbeatMachine::handle_connect_failed)):
+    /// refused, unreachable, TLS or upgrade rejected.
+    Error,
+    /// The attempt (TCP, TLS and the WebSocket upgrade together) did not finish
+    /// within `connect_timeout`; the machine abandoned it.
+    TimedOut {
+        /// How long the attempt ran.
+        waited: Duration,
+    },
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectFailure::Error => write!(f, "the transport reported an error"),
+            ConnectFailure::TimedOut { waited } => write!(f, "not connected after {waited:?}"),
         }
     }
 }
 
 /// How the peer broke the protocol.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A ping carried more than 125 bytes, which no control frame may.
     ControlFrameTooLong {
@@ -103,32 +130,67 @@ impl fmt::Display for ProtocolError {
 
 /// Where the machine stands, as returned by
 /// [`HeartbeatMachine::state`](crate::HeartbeatMachine::state).
+///
+/// Every state after a connection ended carries the reason, so a driver matches on
+/// the state and never has to guess one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum State {
-    /// Waiting for the driver to report a connection: at start, and after a
-    /// [`Reconnect`](crate::Action::Reconnect) was emitted.
-    Connecting,
+    /// Built, nothing started: call [`connect`](crate::HeartbeatMachine::connect),
+    /// or [`handle_connected`](crate::HeartbeatMachine::handle_connected) for a
+    /// connection that is already open.
+    Idle,
+    /// A connection attempt is in progress, bounded by `connect_timeout`.
+    Connecting {
+        /// 0 for the first connection; then the consecutive retry (1, 2, …) since
+        /// the last connection that proved healthy.
+        attempt: u32,
+    },
     /// Connected; heartbeats are running.
     Open,
-    /// The application asked to close; the close handshake is in progress (bounded
-    /// by `close_timeout`). No reconnect follows.
-    Closing,
-    /// The connection is over for `reason`. A close handshake or abort may still be
-    /// in progress, and a reconnect may follow.
-    Dead {
+    /// The connection is over for `reason` and its close handshake is in progress,
+    /// bounded by `close_timeout`. The driver keeps the transport until
+    /// [`Action::Disconnect`](crate::Action::Disconnect).
+    Closing {
         /// Why the connection ended.
         reason: DeathReason,
+    },
+    /// Waiting to connect again (client role): the next attempt starts at `at`.
+    ///
+    /// After a fault the close of the dead connection may still run in the
+    /// background until its [`Action::Disconnect`](crate::Action::Disconnect); it
+    /// never delays `at`.
+    Reconnecting {
+        /// Why the last connection (or attempt) ended.
+        reason: DeathReason,
+        /// When [`Action::Connect`](crate::Action::Connect) will be emitted.
+        at: Instant,
+        /// The attempt number it will carry.
+        attempt: u32,
     },
     /// Terminal: no further connection will be attempted (server role, a permanent
     /// close code, attempts exhausted, or the application closed).
     Finished {
-        /// Why the last connection ended.
+        /// Why the last connection (or attempt) ended.
         reason: DeathReason,
     },
 }
 
+impl State {
+    /// The reason the last connection ended, for every state that has one.
+    pub fn reason(&self) -> Option<DeathReason> {
+        match *self {
+            State::Closing { reason }
+            | State::Reconnecting { reason, .. }
+            | State::Finished { reason } => Some(reason),
+            State::Idle | State::Connecting { .. } | State::Open => None,
+        }
+    }
+}
+
 /// A graded view of the peer's liveness.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum Health {
     /// Liveness was proven recently enough; nothing is overdue.
     Healthy,

@@ -2,6 +2,7 @@
 
 /// What has happened on this machine, across all its connections.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Pings the machine asked the driver to send.
     pub pings_sent: u64,
@@ -15,14 +16,20 @@ pub struct Stats {
     pub pongs_sent: u64,
     /// Pings not answered because they exceeded the ping budget.
     pub pings_refused: u64,
-    /// Timers that fired later than the stall threshold (a local stall, not the peer).
+    /// Timers that fired later than the stall allowance (a local stall, not the peer).
     pub missed_deadlines: u64,
     /// Pong timeouts that declared a peer dead.
     pub pong_timeouts: u64,
-    /// Close handshakes that timed out and were aborted.
+    /// Close handshakes cut short: timed out, or ended by the next attempt.
     pub close_timeouts: u64,
     /// Connections opened.
     pub connects: u64,
+    /// Connection attempts that failed (reported by the driver or timed out).
+    pub connect_failures: u64,
+    /// Connection attempts abandoned after `connect_timeout`.
+    pub connect_timeouts: u64,
+    /// Pong deadlines that were extended because the driver reported local lag.
+    pub lag_extensions: u64,
     /// Reconnects scheduled.
     pub reconnects: u64,
     /// Times `now` went backwards and was clamped.

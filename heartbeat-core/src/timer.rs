@@ -4,6 +4,7 @@ use crate::time::Instant;
 
 /// Why the machine wants to be woken: each deadline has a reason a driver can log.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum TimerKind {
     /// Actions are queued: poll them now.
     Actions,
@@ -13,6 +14,10 @@ pub enum TimerKind {
     PongTimeout,
     /// The close handshake must have finished.
     CloseTimeout,
+    /// The connection attempt must have finished (`connect_timeout`).
+    Connect,
+    /// The backoff delay is over: the next attempt starts.
+    Reconnect,
 }
 
 /// The earliest deadline, returned by

@@ -79,12 +79,14 @@
 
 mod clock;
 mod drive;
+mod lag;
 mod transport;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
 
 pub use clock::{seed, Clock};
 pub use drive::{drive, feed, Fed, Incoming, Outcome};
+pub use lag::LagMeter;
 pub use transport::{Handover, NoTransport, Transport};
 
 #[cfg(test)]

@@ -40,9 +40,22 @@ impl Clock {
             .unwrap_or_else(|| self.origin + FAR_FUTURE)
     }
 
+    /// Converts a machine instant to `std::time::Instant` (through tokio's clock).
+    pub fn to_std(&self, at: Instant) -> std::time::Instant {
+        self.to_tokio(at).into_std()
+    }
+
     /// The origin on tokio's clock.
     pub fn origin(&self) -> tokio::time::Instant {
         self.origin
+    }
+}
+
+/// Sleeps until `at`, or forever when nothing is armed.
+pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => core::future::pending().await,
     }
 }
 

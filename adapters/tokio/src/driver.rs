@@ -1,61 +1,47 @@
-//! The driver: one task per connection that executes the machine's contract.
+//! The driver: the loop that runs one connection's machine against its socket.
 //!
-//! Each turn of the loop: execute every queued action, publish the status, read the
-//! clock once and compare it with the machine's deadline *before* awaiting (a due
-//! deadline first drains whatever input is already readable, then fires), then wait
-//! for the first of — in this order — inbound frames, finished writes, the
-//! application's commands, and the deadline. Nothing here decides anything: when to
-//! ping, whether the peer is dead and when to reconnect all come from the machine.
+//! Each turn: execute the queued actions through [`heartbeat_transport::drive`]
+//! (the one executor every adapter shares), read the clock once and compare it with
+//! the machine's deadline *before* awaiting, then wait for the first of — in this
+//! order — inbound frames, finished writes, the application's commands, and the
+//! deadline. A due pong deadline is judged only after the evidence the process
+//! already holds: the runtime polls its reactor once (a pause leaves readiness
+//! stale), readable frames and finished writes are taken in, then the machine
+//! decides. Nothing here decides anything else: when to ping, whether the peer is
+//! dead, how long a close may take and when to reconnect all come from the machine.
 
 use core::future::{poll_fn, Future};
 use core::pin::Pin;
-use core::task::{ready, Context, Poll};
+use core::task::{Context, Poll};
 use core::time::Duration;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use futures_util::{FutureExt, Sink, SinkExt, Stream};
-use heartbeat_core::{Action, CloseCode, DeathReason, HeartbeatMachine, Instant, Payload};
-use heartbeat_transport::{incoming_from_tungstenite_error, Incoming};
+use futures_util::{FutureExt, Stream};
+use heartbeat_core::{
+    CloseCode, DeathReason, Health, HeartbeatMachine, Instant, PongOutcome, State, TimerKind,
+};
+use heartbeat_transport::tungstenite::incoming_from_error;
+use heartbeat_transport::{drive, Incoming, LagMeter};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Sleep;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, trace, warn};
 
 use crate::clock::Clock;
 use crate::codec::{Heartbeat, HeartbeatCodec};
 use crate::error::Error;
-use crate::event::{emit, Event as Observed, Observer};
-use crate::handle::Shared;
+use crate::event::{emit, Event as Observed};
+use crate::protocol::{Cmd, Link};
 use crate::status::Status;
+use crate::writer::{codec_ref, Flushed, Outbound, Writer};
 
-/// A command from the application to its driver.
-#[derive(Debug)]
-pub(crate) enum Cmd {
-    Send(Message),
-    Close(CloseCode),
-}
+/// How late this process's timers run, shared by every connection of the process:
+/// a runtime-wide slowdown is seen by each machine before it judges a pong.
+pub(crate) static LOCAL_LAG: LagMeter = LagMeter::new(Duration::from_millis(500));
 
-/// The driver's ends of the channels to the application.
-pub(crate) struct Link {
-    pub(crate) cmd_rx: mpsc::Receiver<Cmd>,
-    /// Dropped at detection time, so the receiver ends right after the queued data.
-    pub(crate) data_tx: Option<mpsc::Sender<Message>>,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) status_tx: watch::Sender<Status>,
-    /// A second status watch to keep current (a reconnecting client's overall one).
-    pub(crate) mirror: Option<Arc<watch::Sender<Status>>>,
-    /// Run once, at detection time (the server registry's removal).
-    pub(crate) on_dead: Option<Box<dyn FnOnce() + Send>>,
-    /// The application's event observer.
-    pub(crate) observer: Option<Observer>,
-}
-
-/// Runs one connection to its end. Returns the machine's `Reconnect` if it emitted one.
+/// Runs one connection until the machine lets go of it ([`heartbeat_core::Action::Disconnect`]).
 pub(crate) struct Driver<'m, S> {
     ws: WebSocketStream<S>,
     hb: &'m mut HeartbeatMachine,
@@ -71,20 +57,24 @@ pub(crate) struct Driver<'m, S> {
     read_done: bool,
     /// The peer's close frame arrived: tungstenite has already queued the reply.
     peer_closed: bool,
-    close_queued: bool,
+    close_reported: bool,
     peer_close_text: String,
     transport_error: Option<Arc<tungstenite::Error>>,
-    aborted: bool,
-    reconnect: Option<(Duration, u32)>,
+    /// The machine let go of this transport.
+    disconnected: bool,
+    /// The machine asked for the next attempt (client), with its number.
+    connect: Option<u32>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// What the status watch last showed that a user can observe, and when.
+    published: Option<((State, Health, u64), Instant)>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 enum Event {
     Inbound(Option<Result<Message, tungstenite::Error>>),
-    Written(Result<bool, tungstenite::Error>),
+    Written(Result<Flushed, tungstenite::Error>),
     Room(Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>),
     Cmd(Option<Cmd>),
     ReceiverGone,
@@ -95,6 +85,8 @@ impl<'m, S> Driver<'m, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    /// A driver for the open connection `ws`; `hb` must have been told it is
+    /// connected.
     pub(crate) fn new(
         ws: WebSocketStream<S>,
         hb: &'m mut HeartbeatMachine,
@@ -115,90 +107,116 @@ where
             senders_gone: false,
             read_done: false,
             peer_closed: false,
-            close_queued: false,
+            close_reported: false,
             peer_close_text: String::new(),
             transport_error: None,
-            aborted: false,
-            reconnect: None,
+            disconnected: false,
+            connect: None,
             sleep: Box::pin(tokio::time::sleep_until(clock.origin())),
             armed: None,
+            published: None,
         }
     }
 
-    /// Drives the connection until the machine is done with it (nothing armed, or
-    /// an abort), then flushes what is left within the close timeout.
-    pub(crate) async fn run(mut self) -> Option<(Duration, u32)> {
+    /// Drives the connection until the machine disconnects it. Returns the next
+    /// attempt's number if the machine asked for one in the same breath.
+    pub(crate) async fn run(mut self) -> Option<u32> {
+        let mut now = self.clock.now();
         loop {
-            self.execute_actions();
-            self.publish();
-            if self.aborted {
+            self.execute(now);
+            if self.disconnected {
                 break;
             }
-            if !self.hb.needs_transport() {
-                break; // finished, or waiting to reconnect
-            }
-            // Open and closing always arm a deadline.
             let Some(deadline) = self.hb.poll_timeout() else {
-                break;
+                break; // nothing armed: cannot happen while a transport is held
             };
-            let now = self.clock.now();
+            now = self.clock.now();
             if deadline.at <= now {
-                // Input already in the socket counts before the deadline does.
-                self.drain_ready_input();
-                trace!(kind = ?deadline.kind, at = ?deadline.at, "deadline");
-                self.hb.handle_timeout(self.clock.now());
+                if deadline.kind == TimerKind::PongTimeout {
+                    self.take_evidence().await;
+                    now = self.clock.now();
+                    if self.hb.poll_timeout() != Some(deadline) {
+                        continue; // the evidence changed the picture: look again
+                    }
+                }
+                // Other connections' timers tell how late this process runs; this
+                // deadline's own lateness is the stall allowance's business.
+                let lag = LOCAL_LAG.current(std::time::Instant::now());
+                self.hb.handle_local_lag(now, lag);
+                trace!(kind = ?deadline.kind, at = ?deadline.at, ?lag, "deadline");
+                self.hb.handle_timeout(now);
+                LOCAL_LAG.record(self.clock.to_std(deadline.at), std::time::Instant::now());
                 continue;
             }
             self.arm(deadline.at);
             let event = poll_fn(|cx| self.poll_event(cx)).await;
-            self.handle(event);
+            now = self.clock.now();
+            self.handle(now, event);
         }
-        self.finish().await;
-        self.reconnect
+        self.publish(true);
+        self.connect
     }
 
-    fn execute_actions(&mut self) {
-        while let Some(action) = self.hb.poll_action() {
-            trace!(?action, "action");
-            match action {
-                Action::SendPing(p) => {
-                    if let Some(seq) = seq_of(&p) {
-                        emit(&self.link.observer, Observed::PingSent { seq });
-                    }
-                    let msg = match &self.codec {
-                        Some(c) => c.encode_ping(&p),
-                        None => Message::Ping(bytes(&p)),
-                    };
-                    self.writer.push_control(msg, true);
-                }
-                Action::SendPong(p) => match &self.codec {
-                    Some(c) => self.writer.push_control(c.encode_pong(&p), false),
-                    // tungstenite answered this ping itself when it read it (and
-                    // flushes that pong on its next read), so sending the machine's
-                    // pong too would answer twice.
-                    None => trace!("pong already queued by tungstenite"),
-                },
-                Action::Dead(reason) => self.report_dead(reason),
-                Action::SendClose { code, reason } => {
-                    // After the peer's close tungstenite answers it by itself and
-                    // refuses a second close frame.
-                    if !self.peer_closed && !self.close_queued {
-                        self.close_queued = true;
-                        emit(&self.link.observer, Observed::Closed { code: code.get() });
-                        self.writer.push_close(Message::Close(Some(CloseFrame {
-                            code: WsCloseCode::from(code.get()),
-                            reason: reason.into(),
-                        })));
-                    }
-                }
-                Action::Abort => self.aborted = true,
-                Action::Reconnect { after, attempt } => self.reconnect = Some((after, attempt)),
+    /// Drains the machine's actions through the shared executor.
+    fn execute(&mut self, now: Instant) {
+        let mut transport = Outbound {
+            writer: &mut self.writer,
+            codec: codec_ref(&self.codec),
+            observer: &self.link.observer,
+            peer_closed: self.peer_closed,
+            closed_with: None,
+        };
+        let out = drive(self.hb, &mut transport, now);
+        let closed_with = transport.closed_with;
+        if let Some(reason) = out.dead {
+            self.report_dead(reason);
+        }
+        if let Some(code) = closed_with {
+            // One close event per close: the peer's close was reported on arrival.
+            if !core::mem::replace(&mut self.close_reported, true) {
+                emit(&self.link.observer, Observed::Closed { code });
+            }
+        }
+        if out.disconnected {
+            self.disconnected = true;
+        }
+        if let Some(attempt) = out.connect {
+            self.connect = Some(attempt);
+        }
+        self.publish(false);
+    }
+
+    /// Evidence before verdicts: let the runtime poll its reactor once (after a
+    /// pause, readiness is stale until it does), then take in finished writes and
+    /// every frame already readable.
+    async fn take_evidence(&mut self) {
+        tokio::task::yield_now().await;
+        let now = self.clock.now();
+        if self.writer.has_work() {
+            let (writer, ws) = (&mut self.writer, &mut self.ws);
+            if let Some(r) = poll_fn(|cx| writer.poll_write(ws, cx)).now_or_never() {
+                self.handle(now, Event::Written(r));
+            }
+        }
+        for _ in 0..MAX_DRAIN {
+            if self.read_done || self.stalled.is_some() {
+                return;
+            }
+            match futures_util::StreamExt::next(&mut self.ws).now_or_never() {
+                Some(item) => self.handle(now, Event::Inbound(item)),
+                None => return,
             }
         }
     }
 
     fn report_dead(&mut self, reason: DeathReason) {
-        emit(&self.link.observer, Observed::Dead { reason });
+        emit(
+            &self.link.observer,
+            Observed::Dead {
+                reason,
+                local_lag: self.hb.local_lag(),
+            },
+        );
         let err = Error::from_death(reason, &self.peer_close_text, self.transport_error.as_ref());
         if reason.is_fault() {
             warn!(%reason, "connection dead");
@@ -216,14 +234,32 @@ where
         if let Some(hook) = self.link.on_dead.take() {
             hook();
         }
+        if let State::Reconnecting { at, attempt, .. } = self.hb.state() {
+            let after = at - self.hb.now();
+            emit(
+                &self.link.observer,
+                Observed::Reconnecting { after, attempt },
+            );
+        }
     }
 
-    fn publish(&self) {
+    /// Publishes the status when something a user acts on changed (the state, the
+    /// health, a new RTT sample), at the end, and otherwise at most every
+    /// [`STATUS_REFRESH`] so counters stay fresh without a publication per frame.
+    fn publish(&mut self, force: bool) {
+        let key = (self.hb.state(), self.hb.health(), self.hb.rtt().samples);
+        let now = self.hb.now();
+        if let Some((last, at)) = self.published {
+            if !force && last == key && now - at < STATUS_REFRESH {
+                return;
+            }
+        }
+        self.published = Some((key, now));
         let status = Status::of(self.hb, &self.clock);
         if let Some(m) = &self.link.mirror {
-            set_if_changed(m, &status);
+            m.send_replace(status.clone());
         }
-        set_if_changed(&self.link.status_tx, &status);
+        self.link.status_tx.send_replace(status);
     }
 
     fn arm(&mut self, at: Instant) {
@@ -232,18 +268,6 @@ where
         if self.armed != Some(at) {
             self.sleep.as_mut().reset(self.clock.to_tokio(at));
             self.armed = Some(at);
-        }
-    }
-
-    fn drain_ready_input(&mut self) {
-        for _ in 0..MAX_DRAIN {
-            if self.read_done || self.stalled.is_some() {
-                return;
-            }
-            match futures_util::StreamExt::next(&mut self.ws).now_or_never() {
-                Some(item) => self.handle(Event::Inbound(item)),
-                None => return,
-            }
         }
     }
 
@@ -284,18 +308,15 @@ where
     }
 
     fn accepts_commands(&self) -> bool {
-        !self.senders_gone
-            && self.hb.state() == heartbeat_core::State::Open
-            && self.writer.queue.len() < WRITE_QUEUE
+        !self.senders_gone && self.hb.state() == State::Open && self.writer.len() < WRITE_QUEUE
     }
 
-    fn handle(&mut self, event: Event) {
-        let now = self.clock.now();
+    fn handle(&mut self, now: Instant, event: Event) {
         match event {
             Event::Inbound(Some(Ok(msg))) => self.on_message(now, msg),
             Event::Inbound(Some(Err(e))) => {
                 self.read_done = true;
-                let malformed = incoming_from_tungstenite_error(&e) == Incoming::Malformed;
+                let malformed = incoming_from_error(&e) == Incoming::Malformed;
                 debug!(error = %e, "read ended");
                 if !matches!(
                     e,
@@ -313,9 +334,12 @@ where
                 self.read_done = true;
                 self.hb.handle_transport_closed(now);
             }
-            Event::Written(Ok(ping_flushed)) => {
-                if ping_flushed {
+            Event::Written(Ok(flushed)) => {
+                if flushed.ping {
                     self.hb.handle_ping_sent(now);
+                }
+                if flushed.close {
+                    self.hb.handle_close_sent(now);
                 }
             }
             Event::Written(Err(e)) => {
@@ -343,32 +367,36 @@ where
                 }
             }
             Event::ReceiverGone => self.close_if_open(now),
-            Event::Timer => self.hb.handle_timeout(now),
+            // The loop's top judges the deadline, after the evidence.
+            Event::Timer => {}
         }
     }
 
     /// Every handle is gone: nobody can use the connection, so end it cleanly.
     fn close_if_open(&mut self, now: Instant) {
-        if self.hb.state() == heartbeat_core::State::Open {
+        if self.hb.state() == State::Open {
             self.hb.close(now, CloseCode::NORMAL);
         }
     }
 
     fn on_message(&mut self, now: Instant, msg: Message) {
         match msg {
-            Message::Ping(p) if self.codec.is_none() => self.hb.handle_ping(now, &p),
+            Message::Ping(p) if self.codec.is_none() => {
+                let _ = self.hb.handle_ping(now, &p);
+            }
             Message::Pong(p) if self.codec.is_none() => self.pong(now, &p),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => self.hb.handle_frame(now),
             Message::Close(frame) => {
                 self.peer_closed = true;
                 let code = frame.as_ref().map(|f| u16::from(f.code));
-                // tungstenite replies with the same code (or none).
-                emit(
-                    &self.link.observer,
-                    Observed::Closed {
-                        code: code.unwrap_or(1000),
-                    },
-                );
+                if !core::mem::replace(&mut self.close_reported, true) {
+                    emit(
+                        &self.link.observer,
+                        Observed::Closed {
+                            code: code.unwrap_or(1000),
+                        },
+                    );
+                }
                 if let Some(f) = frame {
                     self.peer_close_text = f.reason.as_str().to_owned();
                 }
@@ -376,7 +404,9 @@ where
             }
             data @ (Message::Text(_) | Message::Binary(_)) => {
                 match self.codec.as_ref().and_then(|c| c.decode(&data)) {
-                    Some(Heartbeat::Ping(p)) => self.hb.handle_ping(now, p.as_slice()),
+                    Some(Heartbeat::Ping(p)) => {
+                        let _ = self.hb.handle_ping(now, p.as_slice());
+                    }
                     Some(Heartbeat::Pong(p)) => self.pong(now, p.as_slice()),
                     None => {
                         self.hb.handle_frame(now);
@@ -387,18 +417,14 @@ where
         }
     }
 
-    /// Feeds a pong; tells the observer when it matched one of our pings.
+    /// Feeds a pong; tells the observer when it answered our latest ping.
     fn pong(&mut self, now: Instant, payload: &[u8]) {
-        let matched = self.hb.stats().pongs_matched;
-        let samples = self.hb.rtt().samples;
-        self.hb.handle_pong(now, payload);
-        let rtt = self.hb.rtt();
-        if self.hb.stats().pongs_matched > matched && rtt.samples > samples {
-            if let (Some(seq), Some(rtt)) =
-                (payload.try_into().ok().map(u64::from_be_bytes), rtt.last)
-            {
-                emit(&self.link.observer, Observed::Pong { seq, rtt });
-            }
+        if let PongOutcome::Matched {
+            seq,
+            rtt: Some(rtt),
+        } = self.hb.handle_pong(now, payload)
+        {
+            emit(&self.link.observer, Observed::Pong { seq, rtt });
         }
     }
 
@@ -417,129 +443,10 @@ where
             Err(mpsc::error::TrySendError::Closed(_)) => {} // receiver dropped: discard
         }
     }
-
-    /// After the machine is done: flush the last frames (our close, or tungstenite's
-    /// reply to the peer's) within the close timeout, unless the machine aborted.
-    async fn finish(&mut self) {
-        if !self.aborted && !self.writer.failed {
-            let budget = self.hb.config().close_timeout();
-            let ws = &mut self.ws;
-            let writer = &mut self.writer;
-            let flushed = tokio::time::timeout(budget, async {
-                while writer.has_work() {
-                    if poll_fn(|cx| writer.poll_write(ws, cx)).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = ws.flush().await;
-            })
-            .await;
-            if flushed.is_err() {
-                debug!("final flush timed out");
-            }
-        }
-        if self.link.shared.terminal.get().is_none() {
-            // The machine always reports before finishing; this is belt and braces
-            // for a connection ended by a state the machine ignored.
-            let reason = self
-                .hb
-                .death_reason()
-                .unwrap_or(DeathReason::TransportClosed);
-            self.report_dead(reason);
-        }
-        self.publish();
-    }
 }
 
-/// Outbound messages not yet handed to tungstenite, control frames first.
-#[derive(Default)]
-struct Writer {
-    queue: VecDeque<(Message, bool)>,
-    /// Frames were handed to tungstenite and not flushed yet.
-    dirty: bool,
-    /// One of those frames is a ping: report it once the flush completes.
-    ping_in_flight: bool,
-    failed: bool,
-}
-
-impl Writer {
-    fn has_work(&self) -> bool {
-        !self.failed && (self.dirty || !self.queue.is_empty())
-    }
-
-    fn push_data(&mut self, msg: Message) {
-        if !self.failed {
-            self.queue.push_back((msg, false));
-        }
-    }
-
-    /// Control frames jump ahead of data not yet handed to tungstenite.
-    fn push_control(&mut self, msg: Message, is_ping: bool) {
-        if !self.failed {
-            self.queue.push_front((msg, is_ping));
-        }
-    }
-
-    /// Nothing may follow a close frame, so data still queued is dropped.
-    fn push_close(&mut self, msg: Message) {
-        if !self.failed {
-            self.queue
-                .retain(|(m, _)| !matches!(m, Message::Text(_) | Message::Binary(_)));
-            self.queue.push_back((msg, false));
-        }
-    }
-
-    fn fail(&mut self) {
-        self.failed = true;
-        self.queue.clear();
-        self.dirty = false;
-    }
-
-    /// Hands queued frames to tungstenite and flushes. `Ok(true)`: the flush carried
-    /// a ping, which the transport has now taken.
-    fn poll_write<S>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<bool, tungstenite::Error>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        while !self.queue.is_empty() {
-            ready!(Pin::new(&mut *ws).poll_ready(cx))?;
-            let Some((msg, is_ping)) = self.queue.pop_front() else {
-                break;
-            };
-            Pin::new(&mut *ws).start_send(msg)?;
-            self.dirty = true;
-            self.ping_in_flight |= is_ping;
-        }
-        ready!(Pin::new(&mut *ws).poll_flush(cx))?;
-        self.dirty = false;
-        Poll::Ready(Ok(core::mem::take(&mut self.ping_in_flight)))
-    }
-}
-
-/// The sequence number our pings carry (8 big-endian bytes).
-fn seq_of(p: &Payload) -> Option<u64> {
-    p.as_slice().try_into().ok().map(u64::from_be_bytes)
-}
-
-fn bytes(p: &Payload) -> Bytes {
-    Bytes::copy_from_slice(p.as_slice())
-}
-
-fn set_if_changed(tx: &watch::Sender<Status>, status: &Status) {
-    tx.send_if_modified(|s| {
-        if s == status {
-            false
-        } else {
-            *s = status.clone();
-            true
-        }
-    });
-}
-
+/// How stale the published counters may get while nothing else changes.
+const STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// Frames read without waiting before a due deadline fires; bounds the turn.
 const MAX_DRAIN: usize = 64;
 /// Outbound messages held by the driver before the application must wait.

@@ -44,12 +44,6 @@ pub enum Error {
         /// Who started the close.
         initiator: Initiator,
     },
-    /// Our close was not answered within the configured close timeout.
-    #[error("close handshake not answered within {waited:?}")]
-    CloseTimeout {
-        /// How long the machine waited.
-        waited: Duration,
-    },
     /// The peer pinged faster than the configured budget; closed with 1008.
     #[error("peer exceeded the ping budget; closed with 1008")]
     PingFlood,
@@ -70,9 +64,10 @@ pub enum Error {
     /// Connecting (TCP or the WebSocket handshake) failed.
     #[error("connect failed: {0}")]
     Connect(Arc<tungstenite::Error>),
-    /// The WebSocket handshake did not finish within the configured timeout.
-    #[error("WebSocket handshake not finished within {0:?}")]
-    HandshakeTimeout(Duration),
+    /// The connection attempt (TCP, TLS and the WebSocket upgrade) did not finish
+    /// within the machine's `connect_timeout`.
+    #[error("not connected within {0:?} (connect timeout)")]
+    ConnectTimeout(Duration),
     /// Only text and binary messages may be sent; control frames belong to the driver.
     #[error("only text and binary messages may be sent by the application")]
     NotData,
@@ -106,7 +101,6 @@ impl Error {
     ) -> Error {
         match reason {
             DeathReason::PongTimeout { waited } => Error::PeerUnresponsive { waited },
-            DeathReason::CloseTimeout { waited } => Error::CloseTimeout { waited },
             DeathReason::PeerClosed { code } => Error::Closed {
                 code,
                 reason: peer_close_text.to_owned(),
@@ -125,10 +119,19 @@ impl Error {
                 reason: String::new(),
                 initiator: Initiator::Local,
             },
-            DeathReason::ConnectFailed => match transport {
-                Some(e) => Error::Connect(e.clone()),
-                None => Error::TransportClosed { source: None },
+            // Only connections that opened have a verdict; anything else the core
+            // may add is reported as the transport ending.
+            _ => Error::TransportClosed {
+                source: transport.cloned(),
             },
+        }
+    }
+
+    /// The delay a refused upgrade asked for (`Retry-After` on HTTP 429/503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Connect(e) => heartbeat_transport::tungstenite::retry_after(e),
+            _ => None,
         }
     }
 }

@@ -37,13 +37,17 @@ pub enum Event {
     Dead {
         /// Why.
         reason: DeathReason,
+        /// The local lag the verdict allowed for (how late this process's timers
+        /// were running; see `HeartbeatMachine::handle_local_lag`).
+        local_lag: Duration,
     },
     /// A close frame with `code` was sent (ours, or the reply to the peer's).
     Closed {
         /// The close code on the wire.
         code: u16,
     },
-    /// The next connection attempt starts after `after` (the machine's backoff).
+    /// The next connection attempt starts after `after` (the machine's backoff),
+    /// announced at the verdict or the failed attempt.
     Reconnecting {
         /// The delay.
         after: Duration,

@@ -3,7 +3,7 @@
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use futures_util::Stream;
 use heartbeat_core::{CloseCode, HeartbeatMachine};
@@ -13,9 +13,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::clock::Clock;
-use crate::driver::{Cmd, Driver, Link};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::options::Options;
+use crate::protocol::{Cmd, Link, Shared};
 use crate::status::Status;
 
 /// A WebSocket connection whose heartbeat runs by itself.
@@ -46,21 +47,24 @@ impl KeepAlive {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Self::with_hook(ws, options, None)
+        let clock = Clock::start();
+        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        hb.handle_connected(clock.now());
+        Self::spawn(ws, hb, clock, options, None)
     }
 
-    /// [`new`](Self::new), plus `on_dead` run by the driver at detection time.
-    pub(crate) fn with_hook<S>(
+    /// Spawns the driver of `hb`, which was just told the connection is up; runs
+    /// `on_dead` at detection time.
+    pub(crate) fn spawn<S>(
         ws: WebSocketStream<S>,
+        mut hb: HeartbeatMachine,
+        clock: Clock,
         options: &Options,
         on_dead: Option<Box<dyn FnOnce() + Send>>,
     ) -> KeepAlive
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let clock = Clock::start();
-        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
-        hb.handle_connected(clock.now());
         crate::event::emit(
             &options.observer,
             crate::event::Event::Connected { attempt: 0 },
@@ -69,7 +73,7 @@ impl KeepAlive {
         link.on_dead = on_dead;
         let codec = options.codec.clone();
         tokio::spawn(async move {
-            // A single connection: a Reconnect the machine may emit is not ours to act on.
+            // A single connection: a Connect the machine may ask for is not ours to act on.
             let _ = Driver::new(ws, &mut hb, clock, codec, link).run().await;
         });
         handle
@@ -152,8 +156,8 @@ impl Sender {
     }
 
     /// Starts a close handshake with `code`; no reconnect follows. The [`Receiver`]
-    /// then ends with [`Error::Closed`] (initiator `Local`) once the peer answers, or
-    /// [`Error::CloseTimeout`] if it does not within the configured close timeout.
+    /// ends at once with [`Error::Closed`] (initiator `Local`); the driver keeps the
+    /// socket until the peer answers or the configured close timeout passes.
     pub async fn close(&self, code: CloseCode) -> Result<(), Error> {
         self.check_alive()?;
         self.cmd_tx
@@ -230,22 +234,6 @@ impl Stream for Receiver {
             }
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-/// State both halves and the driver share.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    /// Set by the driver at detection time, before it drops its data sender, so a
-    /// receiver that sees the channel end always finds the reason here.
-    pub(crate) terminal: OnceLock<Error>,
-}
-
-impl Shared {
-    /// The error that ended the connection (`DriverGone` if the driver vanished
-    /// without setting one).
-    fn terminal_error(&self) -> Error {
-        self.terminal.get().cloned().unwrap_or(Error::DriverGone)
     }
 }
 

@@ -6,13 +6,13 @@ use core::task::{Context, Poll};
 use std::sync::{Arc, Mutex};
 
 use futures_util::Stream;
-use heartbeat_core::{Action, CloseCode, HeartbeatMachine};
+use heartbeat_core::{Action, CloseCode, ConnectFailure, DeathReason, HeartbeatMachine, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
 
-use crate::clock::Clock;
+use crate::clock::{sleep_until_opt, Clock};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::event::{emit, Event};
@@ -28,7 +28,7 @@ use crate::status::Status;
 /// whole sequence (so backoff, ping sequence numbers and counters carry over) and
 /// runs each connection's driver in turn. When a connection dies, its handle's
 /// [`Receiver`](crate::Receiver) ends with the reason, and the next `KeepAlive`
-/// arrives when the machine's `Reconnect` delay has passed and a new connection is
+/// arrives when the machine's backoff delay has passed and a new connection is
 /// up. Messages are never carried over: what was queued on a dead connection fails
 /// with its error, and the application decides what to resend on the next one
 /// (resubscribe, replay from a cursor, ...).
@@ -39,8 +39,11 @@ use crate::status::Status;
 /// stops reconnection; the current connection lives on while its handle is held.
 ///
 /// Each attempt (TCP connect with `TCP_NODELAY`, then the WebSocket handshake) must
-/// finish within `options.handshake_timeout` or it counts as failed. Must be called
-/// inside a tokio runtime.
+/// finish within the machine's `connect_timeout` or it counts as failed. After a
+/// fault (an unresponsive peer, a broken transport) the next attempt starts after
+/// the backoff delay alone: the dead connection's close is not waited for. A
+/// `Retry-After` on a refused upgrade (HTTP 429/503) stretches the delay. Must be
+/// called inside a tokio runtime.
 pub fn connect(url: impl Into<String>, options: Options) -> Connections {
     let url: String = url.into();
     let ws_config = options.websocket;
@@ -142,77 +145,116 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// Executes the machine's lifecycle: it says when to connect (`Connect`), how
+    /// long an attempt may take (its connect deadline), and when to try again; this
+    /// loop only connects, runs each connection's driver, and sleeps until the
+    /// machine's next deadline.
     async fn run<F, Fut, S>(mut self, mut connector: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<WebSocketStream<S>, Error>>,
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut attempt_no = 0;
+        self.hb.connect(self.clock.now());
+        let mut pending = None;
         loop {
-            let timeout = self.options.handshake_timeout;
-            let attempt = tokio::time::timeout(timeout, connector()).await;
-            let now = self.clock.now();
-            let mut reconnect = None;
-            match attempt {
-                Ok(Ok(ws)) => {
-                    *lock(&self.last_error) = None;
-                    self.hb.handle_connected(now);
-                    info!(connects = self.hb.stats().connects, "connected");
-                    emit(
-                        &self.options.observer,
-                        Event::Connected {
-                            attempt: attempt_no,
-                        },
-                    );
-                    let (mut link, handle) = channel(&self.options, self.status());
-                    link.mirror = Some(self.status_tx.clone());
-                    if self.conn_tx.send(handle).is_err() {
-                        // Nobody will ever read this connection: close it cleanly.
-                        self.hb.close(now, CloseCode::GOING_AWAY);
-                    }
-                    let codec = self.options.codec.clone();
-                    reconnect = Driver::new(ws, &mut self.hb, self.clock, codec, link)
-                        .run()
-                        .await;
-                }
-                Ok(Err(e)) => {
-                    debug!(error = %e, "connect failed");
-                    emit(
-                        &self.options.observer,
-                        Event::ConnectFailed { error: e.clone() },
-                    );
-                    *lock(&self.last_error) = Some(e);
-                    self.hb.handle_connect_failed(now);
-                }
-                Err(_) => {
-                    debug!(?timeout, "handshake timed out");
-                    emit(
-                        &self.options.observer,
-                        Event::ConnectFailed {
-                            error: Error::HandshakeTimeout(timeout),
-                        },
-                    );
-                    *lock(&self.last_error) = Some(Error::HandshakeTimeout(timeout));
-                    self.hb.handle_connect_failed(now);
-                }
-            }
             while let Some(action) = self.hb.poll_action() {
                 match action {
-                    Action::Reconnect { after, attempt } => reconnect = Some((after, attempt)),
+                    Action::Connect { attempt } => pending = Some(attempt),
                     other => debug!(?other, "action between connections"),
                 }
             }
             set(&self.status_tx, self.status());
-            let Some((after, attempt)) = reconnect else {
-                info!(state = ?self.hb.state(), "finished; no more connections");
-                return;
-            };
-            if self.conn_tx.is_closed() {
-                debug!("connections dropped; not reconnecting");
-                return;
+            if let Some(attempt) = pending.take() {
+                if self.conn_tx.is_closed() {
+                    debug!("connections dropped; not reconnecting");
+                    return;
+                }
+                pending = self.attempt(&mut connector, attempt).await;
+                continue;
             }
-            attempt_no = attempt;
+            match self.hb.state() {
+                State::Reconnecting { at, .. } => {
+                    tokio::time::sleep_until(self.clock.to_tokio(at)).await;
+                    self.hb.handle_timeout(self.clock.now());
+                }
+                state => {
+                    info!(?state, "finished; no more connections");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One attempt, bounded by the machine's connect deadline; on success, the
+    /// connection's whole life. Returns the next attempt if one was asked for.
+    async fn attempt<F, Fut, S>(&mut self, connector: &mut F, attempt: u32) -> Option<u32>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<WebSocketStream<S>, Error>>,
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let connecting = connector();
+        tokio::pin!(connecting);
+        let result = loop {
+            let deadline = self.hb.poll_timeout().map(|d| self.clock.to_tokio(d.at));
+            tokio::select! {
+                biased;
+                r = &mut connecting => break r,
+                _ = sleep_until_opt(deadline) => {
+                    self.hb.handle_timeout(self.clock.now());
+                    if let State::Connecting { .. } = self.hb.state() {
+                        continue; // woken early: still within the limit
+                    }
+                    // The machine abandoned the attempt (its Disconnect is drained
+                    // by the caller's loop); the connect future is dropped here.
+                    let waited = match self.hb.state().reason() {
+                        Some(DeathReason::ConnectFailed(ConnectFailure::TimedOut { waited })) => waited,
+                        _ => self.hb.config().connect_timeout(),
+                    };
+                    self.failed(Error::ConnectTimeout(waited));
+                    return None;
+                }
+            }
+        };
+        let now = self.clock.now();
+        let ws = match result {
+            Ok(ws) => ws,
+            Err(e) => {
+                if let Some(delay) = e.retry_after() {
+                    self.hb.handle_retry_after(now, delay);
+                }
+                self.hb.handle_connect_failed(now);
+                self.failed(e);
+                return None;
+            }
+        };
+        *lock(&self.last_error) = None;
+        self.hb.handle_connected(now);
+        info!(connects = self.hb.stats().connects, "connected");
+        emit(&self.options.observer, Event::Connected { attempt });
+        let (mut link, handle) = channel(&self.options, self.status());
+        link.mirror = Some(self.status_tx.clone());
+        if self.conn_tx.send(handle).is_err() {
+            // Nobody will ever read this connection: close it cleanly.
+            self.hb.close(now, CloseCode::GOING_AWAY);
+        }
+        let codec = self.options.codec.clone();
+        Driver::new(ws, &mut self.hb, self.clock, codec, link)
+            .run()
+            .await
+    }
+
+    /// Reports a failed attempt; the machine already knows.
+    fn failed(&mut self, e: Error) {
+        debug!(error = %e, "connect failed");
+        emit(
+            &self.options.observer,
+            Event::ConnectFailed { error: e.clone() },
+        );
+        *lock(&self.last_error) = Some(e);
+        if let State::Reconnecting { at, attempt, .. } = self.hb.state() {
+            let after = at - self.hb.now();
             emit(
                 &self.options.observer,
                 Event::Reconnecting { after, attempt },
@@ -222,7 +264,6 @@ impl Supervisor {
             } else {
                 info!(?after, attempt, "reconnecting");
             }
-            tokio::time::sleep(after).await;
         }
     }
 

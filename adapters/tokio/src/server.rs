@@ -10,6 +10,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
+use heartbeat_core::HeartbeatMachine;
+
+use crate::clock::{sleep_until_opt, Clock};
 use crate::error::Error;
 use crate::handle::{KeepAlive, Sender};
 use crate::net::set_nodelay;
@@ -22,7 +25,7 @@ pub type ClientId = u64;
 /// Accepts a WebSocket on `stream`, starts the server-role heartbeat on it and
 /// registers it in `registry`, which drops it at detection time when it dies.
 ///
-/// The handshake must finish within `options.handshake_timeout`. Use a
+/// The upgrade handshake must finish within the machine's `connect_timeout`. Use a
 /// `Role::Server` heartbeat config. The registry keeps a [`Sender`] for broadcasts,
 /// so a registered connection lives until its heartbeat fails, the peer closes, or
 /// the application closes it (`registry.sender(id)` then [`Sender::close`]); dropping
@@ -58,13 +61,21 @@ async fn accept_from<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let timeout = options.handshake_timeout;
+    // The machine bounds the upgrade like any connection attempt.
+    let clock = Clock::start();
+    let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+    hb.connect(clock.now());
+    while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
+    let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
     let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
-    let ws = match tokio::time::timeout(timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return Err(Error::Connect(Arc::new(e))),
-        Err(_) => return Err(Error::HandshakeTimeout(timeout)),
+    let ws = tokio::select! {
+        r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
+        _ = sleep_until_opt(limit) => {
+            hb.handle_timeout(clock.now());
+            return Err(Error::ConnectTimeout(hb.config().connect_timeout()));
+        }
     };
+    hb.handle_connected(clock.now());
     // Insert under the lock the removal hook needs: a connection that dies at once
     // is removed only after it was inserted, never before.
     let mut inner = registry.lock();
@@ -77,7 +88,7 @@ where
             debug!(id, "client removed from registry");
         }
     });
-    let keepalive = KeepAlive::with_hook(ws, options, Some(on_dead));
+    let keepalive = KeepAlive::spawn(ws, hb, clock, options, Some(on_dead));
     let sender = keepalive.sender();
     inner.clients.insert(
         id,

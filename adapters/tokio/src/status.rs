@@ -6,8 +6,9 @@ use heartbeat_core::{Health, HeartbeatMachine, RttStats, State, Stats};
 
 use crate::clock::Clock;
 
-/// What the machine knows about a connection right now: published by the driver
-/// after every event it handles, read without waiting through
+/// What the machine knows about a connection: published by the driver whenever
+/// the state, the health or the RTT changes (counters ride along), read without
+/// waiting through
 /// [`KeepAlive::status`](crate::KeepAlive::status) or watched for changes with
 /// [`KeepAlive::watch_status`](crate::KeepAlive::watch_status).
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +25,9 @@ pub struct Status {
     pub ping_interval: Duration,
     /// The pong timeout in force.
     pub pong_timeout: Duration,
+    /// How late this process's timers were running when the snapshot was taken
+    /// (capped at `Config::max_local_lag`); pong deadlines are extended by it.
+    pub local_lag: Duration,
     /// The last proof of life on the current connection, on tokio's clock.
     pub last_proof_of_life: Option<tokio::time::Instant>,
 }
@@ -38,6 +42,7 @@ impl Status {
             stats: hb.stats(),
             ping_interval: hb.ping_interval(),
             pong_timeout: hb.pong_timeout(),
+            local_lag: hb.local_lag(),
             last_proof_of_life: hb.last_proof_of_life().map(|t| clock.to_tokio(t)),
         }
     }
@@ -45,6 +50,6 @@ impl Status {
     /// Whether the connection is over (the machine's verdict is in), even if a
     /// close handshake is still being finished.
     pub fn is_over(&self) -> bool {
-        matches!(self.state, State::Dead { .. } | State::Finished { .. })
+        self.state.reason().is_some()
     }
 }

@@ -70,7 +70,7 @@ async fn stopped_python_server_is_detected_within_bound_then_reconnected_after_s
     }
     common::init_tracing();
     let (py, url) = python_server(&[]).await; // no Python keepalive: only ours runs
-    let opts = options(Role::Client, 200, 300, 300).handshake_timeout(ms(400));
+    let opts = Options::new(common::config_connect(Role::Client, 200, 300, 300, 400)).seed(1);
     let mut conns = connect(url, opts);
     let mut conn = conns.next().await.unwrap();
     conn.send(Message::text("before")).await.unwrap();
@@ -93,7 +93,7 @@ async fn stopped_python_server_is_detected_within_bound_then_reconnected_after_s
     tokio::time::sleep(ms(1000)).await;
     assert!(matches!(
         conns.last_connect_error(),
-        Some(Error::HandshakeTimeout(_))
+        Some(Error::ConnectTimeout(_))
     ));
     let resumed_at = Instant::now();
     py.resume();

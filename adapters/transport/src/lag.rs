@@ -46,13 +46,11 @@ impl LagMeter {
         let mut seen = slot.load(Ordering::Relaxed);
         loop {
             let (b, m) = unpack(seen);
-            let next = if b != bucket {
-                pack(bucket, micros)
-            } else if micros > m {
-                pack(bucket, micros)
-            } else {
+            // A new window starts afresh; within one, only a worse figure counts.
+            if b == bucket && micros <= m {
                 return;
-            };
+            }
+            let next = pack(bucket, micros);
             match slot.compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(actual) => seen = actual,

@@ -43,22 +43,26 @@ pub fn backoff(base: u64, cap: u64, max_attempts: Option<u32>) -> Backoff {
     }
 }
 
-/// Interval, timeout and close timeout in ms, short stall threshold, fixed backoff.
+/// Interval, timeout and close timeout in ms, a 1 s connect timeout, fixed backoff.
 pub fn config(role: Role, interval: u64, timeout: u64, close: u64) -> Config {
+    config_connect(role, interval, timeout, close, 1000)
+}
+
+/// [`config`] with the connect timeout in ms too.
+pub fn config_connect(role: Role, interval: u64, timeout: u64, close: u64, connect: u64) -> Config {
     Config::builder()
         .role(role)
         .ping_interval(ms(interval))
         .pong_timeout(ms(timeout))
         .close_timeout(ms(close))
+        .connect_timeout(ms(connect))
         .backoff(backoff(100, 400, None))
         .build()
         .expect("valid test config")
 }
 
 pub fn options(role: Role, interval: u64, timeout: u64, close: u64) -> Options {
-    Options::new(config(role, interval, timeout, close))
-        .handshake_timeout(ms(1000))
-        .seed(1)
+    Options::new(config(role, interval, timeout, close)).seed(1)
 }
 
 /// A connected client/server WebSocket pair over an in-memory pipe of `capacity`

@@ -209,8 +209,7 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
             }
             Phase::Idle => self.phase = Phase::Finished { reason: local },
             Phase::Connecting { .. } => {
-                self.out.connect = None;
-                self.out.disconnect = true;
+                self.drop_attempt();
                 self.phase = Phase::Finished { reason: local };
             }
             Phase::Reconnecting {
@@ -530,7 +529,11 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// A dead peer is still declared dead, at most the capped lag later.
     pub fn handle_local_lag(&mut self, now: Instant, lag: Duration) {
         self.observe(now);
+        let before = self.pong_deadline();
         self.local_lag = lag;
+        if matches!((before, self.pong_deadline()), (Some(b), Some(a)) if a > b) {
+            bump(&mut self.stats.lag_extensions);
+        }
     }
 
     // ----- runtime changes -------------------------------------------------------
@@ -744,9 +747,17 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// The attempt is over without a connection: let go of it, then retry or finish.
     fn fail_attempt(&mut self, now: Instant, cause: ConnectFailure) {
         bump(&mut self.stats.connect_failures);
-        self.out.connect = None;
-        self.out.disconnect = true;
+        self.drop_attempt();
         self.phase = self.after(now, DeathReason::ConnectFailed(cause), false);
+    }
+
+    /// Lets go of the current attempt: a [`Action::Connect`] not yet polled is
+    /// withdrawn (nothing was started, so there is nothing to disconnect);
+    /// otherwise the driver is told to drop the attempt.
+    fn drop_attempt(&mut self) {
+        if self.out.connect.take().is_none() {
+            self.out.disconnect = true;
+        }
     }
 
     fn expire_open(&mut self, now: Instant) {

@@ -28,7 +28,7 @@ pub struct Stats {
     pub connect_failures: u64,
     /// Connection attempts abandoned after `connect_timeout`.
     pub connect_timeouts: u64,
-    /// Pong deadlines that were extended because the driver reported local lag.
+    /// Reports of local lag that moved an armed pong deadline later.
     pub lag_extensions: u64,
     /// Reconnects scheduled.
     pub reconnects: u64,

@@ -74,6 +74,9 @@ pub struct Common {
     /// How long to wait for the close handshake before dropping the connection [default: 1s; demo 500ms].
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub close_timeout: Option<Duration>,
+    /// How long one connection attempt (TCP and the WebSocket upgrade) may take [default: 10s; demo 800ms].
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Option<Duration>,
     /// Which inbound traffic proves the peer alive: only pongs, or any frame.
     #[arg(long, global = true, value_enum, default_value_t = LivenessArg::Any)]
     pub liveness: LivenessArg,

@@ -113,11 +113,9 @@ impl Demo {
         let mut echoes = BTreeMap::new();
         for name in CLIENTS {
             let tx = events_tx.clone();
-            let options = Options::new(config)
-                .handshake_timeout(Duration::from_millis(800))
-                .observe(move |e: &Event| {
-                    let _ = tx.send((name, e.clone()));
-                });
+            let options = Options::new(config).observe(move |e: &Event| {
+                let _ = tx.send((name, e.clone()));
+            });
             let connections = match proxies.get(name) {
                 None => connect(format!("ws://{server_addr}/"), options),
                 Some(proxy) => {
@@ -251,7 +249,7 @@ impl Demo {
                     &format!("pong #{seq}  rtt {:.3} ms", ms(rtt)),
                 );
             }
-            Event::Dead { reason } => {
+            Event::Dead { reason, .. } => {
                 let mut fields = dead_fields(&reason);
                 let mut text = format!("DEAD: {reason}");
                 if let Some((fault, at)) = self.pending_fault.remove(who) {

@@ -87,10 +87,10 @@ fn main() -> ExitCode {
 /// The demo's defaults are shorter so that it shows everything in about 20 seconds.
 pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<Config, ConfigError> {
     let ms = std::time::Duration::from_millis;
-    let (interval, timeout, close) = if demo {
-        (ms(500), ms(1000), ms(500))
+    let (interval, timeout, close, connect) = if demo {
+        (ms(500), ms(1000), ms(500), ms(800))
     } else {
-        (ms(1000), ms(2000), ms(1000))
+        (ms(1000), ms(2000), ms(1000), ms(10_000))
     };
     let timeout = c.timeout.unwrap_or(timeout);
     Config::builder()
@@ -98,6 +98,7 @@ pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<Config, Co
         .ping_interval(c.interval.unwrap_or(interval))
         .pong_timeout(timeout)
         .close_timeout(c.close_timeout.unwrap_or(close))
+        .connect_timeout(c.connect_timeout.unwrap_or(connect))
         .liveness(match c.liveness {
             LivenessArg::Pong => Liveness::PongOnly,
             LivenessArg::Any => Liveness::AnyFrame,
@@ -114,6 +115,7 @@ fn usage_error(e: &ConfigError) -> ExitCode {
         Field::PingInterval => "--interval",
         Field::PongTimeout => "--timeout",
         Field::CloseTimeout => "--close-timeout",
+        Field::ConnectTimeout => "--connect-timeout",
         Field::Liveness => "--liveness",
         Field::AdaptiveTimeout => "--adaptive",
         _ => "configuration",

@@ -58,7 +58,7 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
                             break Exit::Ok;
                         }
                     }
-                    Event::Dead { reason } => {
+                    Event::Dead { reason, .. } => {
                         let fault = reason.is_fault();
                         out.event("dead", who, dead_fields(&reason), if fault { Tone::Bad } else { Tone::Plain },
                             &format!("{reason}"));
@@ -96,9 +96,6 @@ pub fn dead_fields(reason: &DeathReason) -> serde_json::Value {
         DeathReason::PongTimeout { waited } => {
             json!({ "reason": "pong_timeout", "waited_ms": ms(waited) })
         }
-        DeathReason::CloseTimeout { waited } => {
-            json!({ "reason": "close_timeout", "waited_ms": ms(waited) })
-        }
         DeathReason::PeerClosed { code } => json!({ "reason": "peer_closed", "code": code }),
         DeathReason::TransportClosed => json!({ "reason": "transport_closed" }),
         DeathReason::ProtocolError(e) => {
@@ -106,7 +103,10 @@ pub fn dead_fields(reason: &DeathReason) -> serde_json::Value {
         }
         DeathReason::PingFlood => json!({ "reason": "ping_flood" }),
         DeathReason::LocalClose { code } => json!({ "reason": "local_close", "code": code }),
-        DeathReason::ConnectFailed => json!({ "reason": "connect_failed" }),
+        DeathReason::ConnectFailed(cause) => {
+            json!({ "reason": "connect_failed", "detail": cause.to_string() })
+        }
+        _ => json!({ "reason": "other", "detail": reason.to_string() }),
     }
 }
 

@@ -16,9 +16,6 @@ pub fn end_fields(e: &Error) -> Value {
         } => json!({
             "reason": "closed", "code": code, "by": format!("{initiator:?}").to_lowercase()
         }),
-        Error::CloseTimeout { waited } => {
-            json!({ "reason": "close_timeout", "waited_ms": ms(*waited) })
-        }
         Error::PingFlood => json!({ "reason": "ping_flood", "code": 1008 }),
         Error::Protocol { .. } => json!({ "reason": "protocol_error", "code": 1002 }),
         Error::TransportClosed { .. } => json!({ "reason": "transport_closed", "code": 1006 }),

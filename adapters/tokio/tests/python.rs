@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ms, options, PyPeer};
@@ -221,4 +222,53 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
         assert!(start.elapsed() < ms(5000), "condition not met within 5 s");
         tokio::time::sleep(ms(2)).await;
     }
+}
+
+#[tokio::test]
+async fn after_a_stopped_server_is_declared_dead_the_first_reconnect_attempt_waits_for_the_backoff_alone(
+) {
+    // A SIGSTOPped server will never answer our close. With close_timeout 10 s the
+    // old driver waited the whole 10 s before its first attempt; now the attempt
+    // follows the verdict by the backoff delay alone (100 ms here, no jitter).
+    if !common::python_websockets() {
+        return;
+    }
+    common::init_tracing();
+    let (py, url) = python_server(&[]).await;
+    let events: Arc<Mutex<Vec<(Instant, &'static str)>>> = Arc::default();
+    let log = events.clone();
+    let config = common::config_connect(Role::Client, 200, 300, 10_000, 400);
+    let opts = Options::new(config)
+        .seed(1)
+        .observe(move |e: &heartbeat_tokio::Event| {
+            let what = match e {
+                heartbeat_tokio::Event::Dead { .. } => "dead",
+                heartbeat_tokio::Event::ConnectFailed { .. } => "attempt failed",
+                _ => return,
+            };
+            log.lock().unwrap().push((Instant::now(), what));
+        });
+    let mut conns = connect(url, opts);
+    let conn = conns.next().await.unwrap();
+    tokio::time::sleep(ms(300)).await;
+    py.stop();
+    let err = conn.dead().await;
+    assert!(matches!(err, Error::PeerUnresponsive { .. }), "{err:?}");
+    // The first attempt hangs in the upgrade (the server is stopped) until the
+    // 400 ms connect timeout: it started at (failure time - 400 ms).
+    tokio::time::sleep(ms(1500)).await;
+    py.resume();
+    let events = events.lock().unwrap().clone();
+    let dead = events.iter().find(|e| e.1 == "dead").expect("a verdict").0;
+    let failed = events
+        .iter()
+        .find(|e| e.1 == "attempt failed")
+        .expect("an attempt while stopped")
+        .0;
+    let first_attempt = failed.duration_since(dead).saturating_sub(ms(400));
+    eprintln!("verdict to first reconnect attempt: {first_attempt:?} (backoff 100 ms, close timeout 10 s)");
+    assert!(
+        first_attempt >= ms(90) && first_attempt <= ms(100) + SLACK,
+        "first attempt {first_attempt:?} after the verdict"
+    );
 }

@@ -9,7 +9,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use heartbeat_core::{Config, DeathReason, Role};
+use heartbeat_core::{Config, DeathReason};
 use heartbeat_mio::{ConnId, Ctx, Driver, Handler, Options};
 
 #[derive(Default)]
@@ -35,10 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let interval: u64 = args.get(1).map_or(Ok(300), |a| a.parse())?;
     let hold: u64 = args.get(2).map_or(Ok(5), |a| a.parse())?;
 
-    let mut server = Driver::new(
-        Options::new(config(Role::Server, interval)),
-        Deaths::default(),
-    )?;
+    let mut server = Driver::new(Options::new(config(interval)), Deaths::default())?;
     let addr = server.listen("127.0.0.1:0".parse()?)?;
     server.run_for(Duration::from_millis(50))?;
     let rss_before = rss_kib();
@@ -99,10 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn client(url: &str, n: usize, interval: u64, hold: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let mut client = Driver::new(
-        Options::new(config(Role::Client, interval)),
-        Deaths::default(),
-    )?;
+    let mut client = Driver::new(Options::new(config(interval)), Deaths::default())?;
     let rss_before = rss_kib();
     for _ in 0..n {
         client.connect(url)?;
@@ -125,9 +119,10 @@ fn client(url: &str, n: usize, interval: u64, hold: u64) -> Result<(), Box<dyn s
     Ok(())
 }
 
-fn config(role: Role, interval_ms: u64) -> Config {
+/// One config for both processes: the driver runs it in the server role for
+/// accepted connections and in the client role for `connect`ed ones.
+fn config(interval_ms: u64) -> Config {
     Config::builder()
-        .role(role)
         .ping_interval(Duration::from_millis(interval_ms))
         .pong_timeout(Duration::from_millis(interval_ms))
         .build()

@@ -8,8 +8,8 @@ use heartbeat_core::Instant;
 
 /// A min-heap of `(wake time, slot, generation)` with lazy invalidation.
 ///
-/// Each connection files at most one *current* entry: its earliest wake time
-/// (machine deadline, handshake deadline, reconnect time). When that time changes the
+/// Each connection files at most one *current* entry: its machine's next deadline
+/// (the only timer a connection has). When that time changes the
 /// connection files a new entry and remembers it; the old one stays in the heap and
 /// is recognised as stale when popped (its time no longer equals the connection's
 /// filed time, or the slot's generation moved on). Nothing ever scans the

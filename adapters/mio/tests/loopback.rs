@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use heartbeat_core::{Config, DeathReason, Role};
+use heartbeat_core::{Config, DeathReason};
 use heartbeat_mio::tungstenite::Message;
 use heartbeat_mio::{ConnId, Ctx, Driver, DriverStats, Handler, Options};
 use heartbeat_test_support::SilentProxy;
@@ -40,12 +40,14 @@ impl Handler for Recorder {
     }
 }
 
-fn config(role: Role) -> Config {
+/// One config for both drivers: accepted connections run it as servers,
+/// `connect`ed ones as clients.
+fn config() -> Config {
     Config::builder()
-        .role(role)
         .ping_interval(Duration::from_millis(300))
         .pong_timeout(Duration::from_millis(300))
         .close_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_secs(5))
         .build()
         .unwrap()
 }
@@ -60,7 +62,7 @@ fn a_thousand_connections_hold_without_false_deaths_and_a_silent_one_is_detected
         echo: true,
         ..Recorder::default()
     };
-    let mut server = Driver::new(Options::new(config(Role::Server)), server_recorder).unwrap();
+    let mut server = Driver::new(Options::new(config()), server_recorder).unwrap();
     let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let stop_server = server.stop_handle().unwrap();
     let proxy = SilentProxy::start(addr).unwrap();
@@ -75,7 +77,7 @@ fn a_thousand_connections_hold_without_false_deaths_and_a_silent_one_is_detected
     });
 
     let client_thread = std::thread::spawn(move || {
-        let opts = Options::new(config(Role::Client)).handshake_timeout(Duration::from_secs(5));
+        let opts = Options::new(config());
         let recorder = Recorder {
             greet: true,
             ..Recorder::default()
@@ -121,7 +123,7 @@ fn a_thousand_connections_hold_without_false_deaths_and_a_silent_one_is_detected
         client_thread.join().unwrap();
     let (server_deaths, sstats, greetings) = server_thread.join().unwrap();
     drop(client);
-    let bound = config(Role::Server).detection_bound(Duration::ZERO);
+    let bound = config().detection_bound(Duration::ZERO);
     println!("opened {N} connections in {open_time:?}");
     println!("client stats: {cstats:?}");
     println!("server stats: {sstats:?}");
@@ -177,10 +179,9 @@ fn broadcast_reaches_every_open_connection() {
             *self.0.lock().unwrap() += 1;
         }
     }
-    let mut server = Driver::new(Options::new(config(Role::Server)), Recorder::default()).unwrap();
+    let mut server = Driver::new(Options::new(config()), Recorder::default()).unwrap();
     let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
-    let mut client =
-        Driver::new(Options::new(config(Role::Client)), Count(counts.clone())).unwrap();
+    let mut client = Driver::new(Options::new(config()), Count(counts.clone())).unwrap();
     for _ in 0..20 {
         client.connect(&format!("ws://{addr}/")).unwrap();
     }
@@ -202,9 +203,9 @@ fn broadcast_reaches_every_open_connection() {
 /// A local close runs the close handshake; both sides see a clean, non-fault death.
 #[test]
 fn a_local_close_is_reported_on_both_sides_and_removes_the_connection() {
-    let mut server = Driver::new(Options::new(config(Role::Server)), Recorder::default()).unwrap();
+    let mut server = Driver::new(Options::new(config()), Recorder::default()).unwrap();
     let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
-    let mut client = Driver::new(Options::new(config(Role::Client)), Recorder::default()).unwrap();
+    let mut client = Driver::new(Options::new(config()), Recorder::default()).unwrap();
     let id = client.connect(&format!("ws://{addr}/")).unwrap();
     let start = Instant::now();
     while client.stats().live < 1 || server.stats().live < 1 {

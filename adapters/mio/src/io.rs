@@ -1,0 +1,105 @@
+//! Bytes in and out of an open WebSocket: every readable frame fed to the machine,
+//! buffered writes flushed (and reported to the machine), application sends.
+
+use std::io::ErrorKind;
+
+use heartbeat_core::{Instant, State};
+use heartbeat_transport::tungstenite::{incoming, incoming_from_error};
+use heartbeat_transport::{feed, Incoming};
+use tungstenite::{Error as WsError, Message};
+
+use crate::conn::{Conn, Io};
+use crate::handler::Event;
+use crate::reactor::Reactor;
+use crate::send_error::SendError;
+use crate::slab::ConnId;
+
+impl Reactor {
+    /// Reads until `WouldBlock`, feeding each frame to the machine and executing its
+    /// actions at once (so its pong replaces tungstenite's queued one before any
+    /// flush). Stops when the machine lets go of the socket.
+    pub(crate) fn read_input(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
+        loop {
+            let Io::Open(ws) = &mut conn.io else { return };
+            let msg = match ws.read() {
+                Ok(msg) => msg,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = feed(&mut conn.hb, now, incoming_from_error(&e));
+                    self.drive_actions(conn, id, now);
+                    return;
+                }
+            };
+            let _ = feed(&mut conn.hb, now, incoming(&msg));
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                self.pending.push_back(Event::Message(id, msg));
+            }
+            self.drive_actions(conn, id, now);
+        }
+    }
+
+    /// The socket became writable while data was queued: flush it, and report a
+    /// ping or close that was waiting as sent.
+    pub(crate) fn flush(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
+        let Io::Open(ws) = &mut conn.io else { return };
+        match ws.flush() {
+            Ok(()) => {
+                conn.blocked = false;
+                if std::mem::take(&mut conn.ping_unflushed) {
+                    conn.hb.handle_ping_sent(now);
+                }
+                if std::mem::take(&mut conn.close_unflushed) {
+                    conn.hb.handle_close_sent(now);
+                }
+            }
+            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            // A server's reply to the peer's close went out: tungstenite ends the
+            // connection there. The machine hears the close was sent and lets go.
+            Err(WsError::ConnectionClosed) if std::mem::take(&mut conn.close_unflushed) => {
+                conn.blocked = false;
+                conn.hb.handle_close_sent(now);
+            }
+            Err(e) => {
+                let _ = feed(&mut conn.hb, now, incoming_from_error(&e));
+            }
+        }
+        self.drive_actions(conn, id, now);
+    }
+
+    /// Writes an application message, refused while earlier data still waits.
+    pub(crate) fn send_on(
+        &mut self,
+        conn: &mut Conn,
+        id: ConnId,
+        msg: Message,
+        now: Instant,
+    ) -> Result<(), SendError> {
+        let Io::Open(ws) = &mut conn.io else {
+            return Err(SendError::NotOpen);
+        };
+        if conn.hb.state() != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        if conn.blocked {
+            self.stats.sends_refused += 1;
+            return Err(SendError::Backpressure);
+        }
+        match ws.write(msg).and_then(|()| ws.flush()) {
+            Ok(()) => Ok(()),
+            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                conn.blocked = true;
+                Ok(())
+            }
+            Err(WsError::WriteBufferFull(_)) => {
+                self.stats.sends_refused += 1;
+                Err(SendError::TooLarge)
+            }
+            Err(e) => {
+                let _ = feed(&mut conn.hb, now, Incoming::Ended);
+                self.drive_actions(conn, id, now);
+                Err(SendError::Failed(e))
+            }
+        }
+    }
+}

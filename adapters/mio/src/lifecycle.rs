@@ -1,0 +1,261 @@
+//! A connection's life as the machine directs it: accepted or created, an attempt
+//! started on `Connect`, the handshake driven by readiness, opened, and the socket
+//! dropped on `Disconnect`. No deadline lives here: the machine bounds the attempt
+//! (`connect_timeout`) and the close (`close_timeout`).
+
+use std::io::{self, ErrorKind};
+use std::time::Duration;
+
+use heartbeat_core::{HeartbeatMachine, Instant};
+use heartbeat_transport::seed;
+use heartbeat_transport::tungstenite::{retry_after, Target, UrlError};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use tungstenite::handshake::HandshakeError;
+use tungstenite::WebSocket;
+
+use crate::conn::{Conn, Io, Remote, Side};
+use crate::reactor::Reactor;
+use crate::slab::ConnId;
+
+impl Reactor {
+    /// Accepts every pending connection of listener `index`. Each gets a server
+    /// machine whose first attempt is the WebSocket upgrade.
+    pub(crate) fn accept(&mut self, index: usize, now: Instant) {
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let mut stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // Out of descriptors or an aborted connection: try again on the next
+                // readiness event.
+                Err(_) => return,
+            };
+            self.stats.accepted += 1;
+            let _ = stream.set_nodelay(true);
+            let hb = HeartbeatMachine::new(self.server.clone(), seed());
+            let id = self.conns.insert(Conn::new(Side::Server, hb));
+            self.with_conn(id, now, |reactor, conn| {
+                // Unregistered, the socket is never handed to the attempt, which then
+                // fails at once.
+                if reactor.register(&mut stream, id).is_ok() {
+                    conn.io = Io::Accepted(stream);
+                }
+                conn.hb.connect(now);
+                reactor.drive_actions(conn, id, now);
+            });
+        }
+    }
+
+    /// Adds a client connection to `url` and lets its machine start the first
+    /// attempt. A bad URL is an `InvalidInput` error carrying the reason.
+    pub(crate) fn add_client(&mut self, url: &str) -> io::Result<ConnId> {
+        // The error carries the `UrlError` itself (reachable with `get_ref`).
+        let invalid = |e: UrlError| io::Error::new(ErrorKind::InvalidInput, e);
+        let target = Target::parse(url).map_err(invalid)?;
+        if target.tls {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "wss:// needs TLS, which heartbeat-mio does not provide",
+            ));
+        }
+        target.request().map_err(invalid)?;
+        let addr = target.resolve()?;
+        let now = self.clock.now();
+        let mut conn = Conn::new(
+            Side::Client,
+            HeartbeatMachine::new(self.client.clone(), seed()),
+        );
+        conn.remote = Some(Box::new(Remote { target, addr }));
+        let id = self.conns.insert(conn);
+        self.with_conn(id, now, |reactor, conn| {
+            conn.hb.connect(now);
+            reactor.drive_actions(conn, id, now);
+        });
+        Ok(id)
+    }
+
+    /// The machine's `Connect`: a client connects over TCP (the handshake follows
+    /// when the socket is writable); a server starts the upgrade of the socket it
+    /// accepted.
+    pub(crate) fn start_attempt(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
+        conn.attempting = true;
+        match conn.side {
+            Side::Server => match std::mem::replace(&mut conn.io, Io::None) {
+                Io::Accepted(stream) => {
+                    let handshake = tungstenite::accept_with_config(stream, Some(self.websocket));
+                    match handshake {
+                        Ok(ws) => self.opened(conn, id, ws, now),
+                        Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ServerHandshake(mid),
+                        Err(HandshakeError::Failure(e)) => {
+                            self.attempt_failed(conn, id, now, retry_after(&e))
+                        }
+                    }
+                }
+                other => {
+                    conn.io = other;
+                    self.attempt_failed(conn, id, now, None);
+                }
+            },
+            Side::Client => {
+                let Some(addr) = conn.remote.as_ref().map(|r| r.addr) else {
+                    return self.attempt_failed(conn, id, now, None);
+                };
+                self.stats.connects_started += 1;
+                let mut stream = match TcpStream::connect(addr) {
+                    Ok(s) => s,
+                    Err(_) => return self.attempt_failed(conn, id, now, None),
+                };
+                let _ = stream.set_nodelay(true);
+                let registered = self.register(&mut stream, id);
+                // Kept even if unregistered: the machine's Disconnect lets go of it.
+                conn.io = Io::Connecting(stream);
+                if registered.is_err() {
+                    self.attempt_failed(conn, id, now, None);
+                }
+            }
+        }
+    }
+
+    /// Moves a connection forward on readiness (or on its deadline, with both
+    /// flags set, to take in what the socket already holds).
+    pub(crate) fn advance(
+        &mut self,
+        conn: &mut Conn,
+        id: ConnId,
+        now: Instant,
+        readable: bool,
+        writable: bool,
+    ) {
+        match std::mem::replace(&mut conn.io, Io::None) {
+            Io::Connecting(stream) => self.connecting(conn, id, stream, now),
+            Io::ServerHandshake(mid) => match mid.handshake() {
+                Ok(ws) => self.opened(conn, id, ws, now),
+                Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ServerHandshake(mid),
+                Err(HandshakeError::Failure(e)) => {
+                    self.attempt_failed(conn, id, now, retry_after(&e))
+                }
+            },
+            Io::ClientHandshake(mid) => match mid.handshake() {
+                Ok((ws, _)) => self.opened(conn, id, ws, now),
+                Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ClientHandshake(mid),
+                Err(HandshakeError::Failure(e)) => {
+                    self.attempt_failed(conn, id, now, retry_after(&e))
+                }
+            },
+            Io::Open(ws) => {
+                conn.io = Io::Open(ws);
+                if writable && conn.blocked {
+                    self.flush(conn, id, now);
+                }
+                if readable {
+                    self.read_input(conn, id, now);
+                }
+            }
+            other @ (Io::Accepted(_) | Io::None) => conn.io = other,
+        }
+    }
+
+    /// A TCP connect in progress became ready: check it, start the handshake.
+    fn connecting(&mut self, conn: &mut Conn, id: ConnId, stream: TcpStream, now: Instant) {
+        if !matches!(stream.take_error(), Ok(None)) {
+            conn.io = Io::Connecting(stream);
+            return self.attempt_failed(conn, id, now, None);
+        }
+        match stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::NotConnected | ErrorKind::WouldBlock) => {
+                conn.io = Io::Connecting(stream);
+                return;
+            }
+            Err(_) => {
+                conn.io = Io::Connecting(stream);
+                return self.attempt_failed(conn, id, now, None);
+            }
+        }
+        let request = match conn.remote.as_ref().map(|r| r.target.request()) {
+            Some(Ok(request)) => request,
+            _ => {
+                conn.io = Io::Connecting(stream);
+                return self.attempt_failed(conn, id, now, None);
+            }
+        };
+        match tungstenite::client::client_with_config(request, stream, Some(self.websocket)) {
+            Ok((ws, _)) => self.opened(conn, id, ws, now),
+            Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ClientHandshake(mid),
+            Err(HandshakeError::Failure(e)) => self.attempt_failed(conn, id, now, retry_after(&e)),
+        }
+    }
+
+    /// The attempt failed (refused, reset, upgrade rejected): tell the machine, with
+    /// the server's `Retry-After` if it sent one. Its `Disconnect` drops what is
+    /// left of the socket; a client's next attempt comes with its backoff.
+    fn attempt_failed(
+        &mut self,
+        conn: &mut Conn,
+        id: ConnId,
+        now: Instant,
+        retry_after: Option<Duration>,
+    ) {
+        if std::mem::take(&mut conn.attempting) {
+            self.stats.handshakes_failed += 1;
+        }
+        if let Some(delay) = retry_after {
+            conn.hb.handle_retry_after(now, delay);
+        }
+        conn.hb.handle_connect_failed(now);
+        self.drive_actions(conn, id, now);
+    }
+
+    /// The handshake completed: the machine starts its heartbeat.
+    fn opened(&mut self, conn: &mut Conn, id: ConnId, ws: WebSocket<TcpStream>, now: Instant) {
+        conn.io = Io::Open(ws);
+        conn.attempting = false;
+        conn.blocked = false;
+        conn.ping_unflushed = false;
+        conn.close_unflushed = false;
+        conn.hb.handle_connected(now);
+        conn.announced = true;
+        self.stats.opened += 1;
+        self.stats.live += 1;
+        self.pending.push_back(crate::handler::Event::Open(id));
+        // Edge-triggered readiness: frames that came with the handshake are read now.
+        self.read_input(conn, id, now);
+        self.drive_actions(conn, id, now);
+    }
+
+    /// The machine's `Disconnect`: drop the socket (or the attempt in progress).
+    pub(crate) fn disconnect(&mut self, conn: &mut Conn) {
+        if std::mem::take(&mut conn.attempting) {
+            // Abandoned by the machine at `connect_timeout`.
+            self.stats.handshakes_failed += 1;
+        }
+        self.withdraw(conn);
+        if let Some(stream) = conn.stream_mut() {
+            let _ = self.poll.registry().deregister(stream);
+        }
+        conn.io = Io::None;
+        conn.blocked = false;
+        conn.ping_unflushed = false;
+        conn.close_unflushed = false;
+    }
+
+    /// The connection no longer counts as open.
+    pub(crate) fn withdraw(&mut self, conn: &mut Conn) {
+        if std::mem::take(&mut conn.announced) {
+            self.stats.live -= 1;
+        }
+    }
+
+    /// Registers a connection's socket for both directions under its slot's token.
+    fn register(&mut self, stream: &mut TcpStream, id: ConnId) -> io::Result<()> {
+        self.poll.registry().register(
+            stream,
+            Token(id.slot() as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+}

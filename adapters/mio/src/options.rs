@@ -1,0 +1,33 @@
+//! [`Options`]: how a driver is set up.
+
+use heartbeat_core::Config;
+use heartbeat_transport::tungstenite::small_buffers;
+use tungstenite::protocol::WebSocketConfig;
+
+/// Driver settings. [`Options::new`] gives small-buffer defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The heartbeat of every connection. Its role is set per connection with
+    /// [`Config::with_role`]: server for accepted connections (never reconnect),
+    /// client for those opened with [`Driver::connect`](crate::Driver::connect)
+    /// (reconnect with the configured backoff). `connect_timeout` bounds a client's
+    /// TCP connect plus handshake and a server's handshake alike.
+    pub config: Config,
+    /// tungstenite settings for every connection; see
+    /// [`small_buffers`](crate::small_buffers).
+    pub websocket: WebSocketConfig,
+    /// How many readiness events one `poll` returns at most.
+    pub events_capacity: usize,
+}
+
+impl Options {
+    /// `config` for every connection, [`small_buffers`](crate::small_buffers),
+    /// room for 1,024 events per `poll`.
+    pub fn new(config: Config) -> Options {
+        Options {
+            config,
+            websocket: small_buffers(),
+            events_capacity: 1024,
+        }
+    }
+}

@@ -110,3 +110,104 @@ fn a_full_socket_keeps_data_pings_and_pongs_until_it_drains() {
     assert!(machine.pongs_matched >= 5, "{machine:?}");
     assert_eq!(machine.pong_timeouts, 0);
 }
+
+/// Sends one big message when the connection opens.
+#[derive(Default)]
+struct Upload {
+    deaths: Vec<DeathReason>,
+}
+
+impl Handler for Upload {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        ctx.send(id, Message::binary(vec![7u8; BIG])).unwrap();
+    }
+    fn on_dead(&mut self, _: &mut Ctx<'_>, _: ConnId, reason: DeathReason) {
+        self.deaths.push(reason);
+    }
+}
+
+/// The peer closes while our socket towards it is full: our reply waits behind the
+/// data. Once it is flushed the machine hears so (`handle_close_sent`), the
+/// handshake is complete and the socket is dropped at once, not at `close_timeout`.
+#[test]
+fn a_close_reply_stuck_behind_data_completes_the_handshake_when_flushed() {
+    let close_timeout = Duration::from_secs(10);
+    let config = Config::builder()
+        .ping_interval(Duration::from_secs(10))
+        .pong_timeout(Duration::from_secs(10))
+        .close_timeout(close_timeout)
+        .backoff(heartbeat_core::Backoff {
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(30),
+            ..Config::default().backoff()
+        })
+        .build()
+        .unwrap();
+    let mut options = Options::new(config);
+    options.websocket = options.websocket.max_write_buffer_size(64 << 20);
+
+    // A plain tungstenite server: it does not read until it has sent its close.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut raw = stream.try_clone().unwrap();
+        let big = tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let mut ws = tungstenite::accept_with_config(stream, Some(big)).unwrap();
+        // Once the upload has begun, let it fill both kernel buffers.
+        raw.peek(&mut [0u8; 1]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        ws.close(Some(tungstenite::protocol::CloseFrame {
+            code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .unwrap();
+        // The client's reply is now queued behind the unread data.
+        std::thread::sleep(Duration::from_millis(300));
+        let reading = Instant::now();
+        let mut data = 0;
+        loop {
+            match ws.read() {
+                Ok(Message::Binary(b)) => data += b.len(),
+                Ok(Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let replied = Instant::now();
+        // Keep our end open: only the client's own decision can close it now.
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let eof = matches!(std::io::Read::read(&mut raw, &mut [0u8; 64]), Ok(0));
+        (data, reading, replied, eof.then(Instant::now))
+    });
+
+    let mut client = Driver::new(options, Upload::default()).unwrap();
+    let id = client.connect(&format!("ws://{addr}/")).unwrap();
+    let start = Instant::now();
+    while !server.is_finished() && start.elapsed() < Duration::from_secs(8) {
+        client.turn(Some(Duration::from_millis(5))).unwrap();
+    }
+    let (data, reading, replied, eof) = server.join().unwrap();
+    let stats = client.stats();
+    println!(
+        "{stats:?}; {:?}; reply read {:?} after the server started reading",
+        client.ctx().state(id),
+        replied - reading
+    );
+    assert_eq!(data, BIG, "the data before the close arrived whole");
+    assert_eq!(
+        client.handler().deaths,
+        [DeathReason::PeerClosed { code: Some(1000) }]
+    );
+    assert_eq!(stats.closes_queued, 1, "the reply waited in the buffer");
+    let eof = eof.expect("the client kept the socket after its reply was flushed");
+    let held = eof - replied;
+    println!("socket dropped {held:?} after the reply was read (close_timeout {close_timeout:?})");
+    assert!(held < Duration::from_millis(500), "{held:?}");
+    assert!(matches!(
+        client.ctx().state(id),
+        Some(heartbeat_core::State::Reconnecting { .. })
+    ));
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use heartbeat_core::{Config, DeathReason, Role};
+use heartbeat_core::{Backoff, Config, DeathReason, Jitter};
 use heartbeat_mio::{ConnId, Ctx, Driver, Handler, Options};
 use heartbeat_test_support::{require_websockets, PyPeer};
 
@@ -23,9 +23,8 @@ impl Handler for Recorder {
     }
 }
 
-fn config(role: Role) -> Config {
+fn config() -> Config {
     Config::builder()
-        .role(role)
         .ping_interval(Duration::from_millis(200))
         .pong_timeout(Duration::from_millis(200))
         .close_timeout(Duration::from_millis(300))
@@ -49,7 +48,7 @@ fn python_clients_stay_and_a_sigstopped_client_is_detected_and_removed() {
     if !require_websockets("python_clients_stay_and_a_sigstopped_client_is_detected_and_removed") {
         return;
     }
-    let mut server = Driver::new(Options::new(config(Role::Server)), Recorder::default()).unwrap();
+    let mut server = Driver::new(Options::new(config()), Recorder::default()).unwrap();
     let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let url = format!("ws://{addr}/");
     // Two processes: one stays live, one will hang.
@@ -71,7 +70,7 @@ fn python_clients_stay_and_a_sigstopped_client_is_detected_and_removed() {
 
     hung.stop();
     let stopped = Instant::now();
-    let bound = config(Role::Server).detection_bound(Duration::ZERO);
+    let bound = config().detection_bound(Duration::ZERO);
     run_until(&mut server, Duration::from_secs(3), |d| {
         d.handler().closed.len() == 2
     });
@@ -102,8 +101,7 @@ fn a_mio_client_stays_with_a_live_python_server_and_detects_it_stopped() {
     }
     let py = PyPeer::echo_server(None).unwrap();
     let url = format!("ws://{}/", py.addr.unwrap());
-    // Server role on the client side: no reconnect, so the death is final.
-    let mut client = Driver::new(Options::new(config(Role::Server)), Recorder::default()).unwrap();
+    let mut client = Driver::new(Options::new(config()), Recorder::default()).unwrap();
     let id = client.connect(&url).unwrap();
     run_until(&mut client, Duration::from_secs(5), |d| d.stats().live == 1);
     client.run_for(Duration::from_millis(1_000)).unwrap();
@@ -122,7 +120,65 @@ fn a_mio_client_stays_with_a_live_python_server_and_detects_it_stopped() {
         "{reason:?}"
     );
     let after = at - stopped;
-    let bound = config(Role::Server).detection_bound(Duration::ZERO);
+    let bound = config().detection_bound(Duration::ZERO);
     println!("SIGSTOPped python server detected after {after:?} (bound {bound:?})");
     assert!(after <= bound + Duration::from_millis(100));
+}
+
+/// Recovery as fast as detection against a real hung server: after the verdict the
+/// first reconnect attempt follows by the backoff delay alone, not by
+/// `close_timeout` (10 s here), although the stopped server never answers our close.
+#[test]
+fn a_client_reconnects_after_a_sigstopped_server_by_the_backoff_delay_alone() {
+    if !require_websockets(
+        "a_client_reconnects_after_a_sigstopped_server_by_the_backoff_delay_alone",
+    ) {
+        return;
+    }
+    let backoff = Duration::from_millis(200);
+    let config = Config::builder()
+        .ping_interval(Duration::from_millis(200))
+        .pong_timeout(Duration::from_millis(200))
+        .close_timeout(Duration::from_secs(10))
+        .backoff(Backoff {
+            base: backoff,
+            cap: backoff,
+            jitter: Jitter::None,
+            ..Config::default().backoff()
+        })
+        .build()
+        .unwrap();
+    let py = PyPeer::echo_server(None).unwrap();
+    let url = format!("ws://{}/", py.addr.unwrap());
+    let mut client = Driver::new(Options::new(config), Recorder::default()).unwrap();
+    let id = client.connect(&url).unwrap();
+    run_until(&mut client, Duration::from_secs(5), |d| d.stats().live == 1);
+    client.run_for(Duration::from_millis(500)).unwrap();
+    assert!(client.handler().deaths.is_empty());
+
+    py.stop();
+    let stopped = Instant::now();
+    let mut attempt_at = None;
+    while attempt_at.is_none() && stopped.elapsed() < Duration::from_secs(3) {
+        client.turn(Some(Duration::from_millis(5))).unwrap();
+        if client.stats().connects_started >= 2 {
+            attempt_at = Some(Instant::now());
+        }
+    }
+    let deaths = &client.handler().deaths;
+    assert_eq!(deaths.len(), 1, "{deaths:?}");
+    let (dead_id, reason, died) = deaths[0];
+    assert_eq!(dead_id, id);
+    assert!(
+        matches!(reason, DeathReason::PongTimeout { .. }),
+        "{reason:?}"
+    );
+    let attempt_at = attempt_at.expect("no reconnect attempt within 3 s of SIGSTOP");
+    let delay = attempt_at - died;
+    println!(
+        "SIGSTOPped python server declared dead {:?} after the stop; first reconnect attempt {delay:?} after the verdict (backoff {backoff:?}, close_timeout 10 s)",
+        died - stopped
+    );
+    assert!(delay < backoff + Duration::from_millis(300), "{delay:?}");
+    drop(py);
 }

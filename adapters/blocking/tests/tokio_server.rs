@@ -58,7 +58,7 @@ fn blocking_client_and_tokio_server_keep_each_other_alive_and_both_detect_a_sile
     let (addr, registry) = tokio_echo_server();
     let proxy = SilentProxy::start(addr).unwrap();
     let url = format!("ws://{}/", proxy.addr());
-    let mut ws = KeepAlive::connect(&url, config(), Duration::from_secs(5)).unwrap();
+    let mut ws = KeepAlive::connect(&url, config()).unwrap();
     ws.send("ping me".into()).unwrap();
     assert_eq!(ws.read().unwrap().into_text().unwrap(), "ping me");
 

@@ -16,7 +16,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use heartbeat_core::{CloseCode, Config, DeathReason, HeartbeatMachine, Instant, Role, Stats};
-use heartbeat_transport::{drive, feed, needs_transport, Clock, Handover, Incoming, Transport};
+use heartbeat_transport::{drive, feed, Clock, Handover, Incoming, Transport};
 
 /// The write half of the connection: what the machine's actions look like on the wire.
 pub struct JsonLines(pub TcpStream);
@@ -30,10 +30,11 @@ impl Transport for JsonLines {
     fn send_pong(&mut self, payload: &[u8]) -> io::Result<()> {
         writeln!(self.0, r#"{{"type":"pong"{}}}"#, seq_field(payload))
     }
-    fn send_close(&mut self, code: CloseCode, _reason: &str) -> io::Result<()> {
-        writeln!(self.0, r#"{{"type":"close","code":{code}}}"#)
+    fn send_close(&mut self, code: CloseCode, _reason: &str) -> io::Result<Handover> {
+        writeln!(self.0, r#"{{"type":"close","code":{code}}}"#)?;
+        Ok(Handover::Taken)
     }
-    fn abort(&mut self) {
+    fn disconnect(&mut self) {
         let _ = self.0.shutdown(Shutdown::Both);
     }
 }
@@ -49,20 +50,23 @@ pub struct Report {
     pub stats: Stats,
 }
 
-/// Runs the heartbeat on `stream` until the connection ends, passing every
-/// application line to `on_line`. The whole driver: clock, input first, then timers.
+/// Runs the heartbeat on `stream` (already open) until the machine lets go of it,
+/// passing every application line to `on_line`. The whole driver: clock, input
+/// first, then timers.
 pub fn run(stream: TcpStream, config: Config, mut on_line: impl FnMut(&str)) -> io::Result<Report> {
     let clock = Clock::new();
-    let mut hb = HeartbeatMachine::new(config, u64::from(std::process::id()));
+    let mut hb = HeartbeatMachine::new(config, heartbeat_transport::seed());
     let mut tx = JsonLines(stream.try_clone()?);
     let mut rx = BufReader::new(stream);
-    let (mut line, mut dead) = (String::new(), None);
-    hb.handle_connected(clock.now());
+    let (mut line, mut died_at) = (String::new(), None);
+    hb.handle_connected(clock.now()); // the stream is open: no connect attempt
     loop {
         let outcome = drive(&mut hb, &mut tx, clock.now());
-        dead = dead.or(outcome.dead.map(|r| (r, clock.now())));
-        if !needs_transport(&hb) {
-            break;
+        if outcome.dead.is_some() {
+            died_at = Some(clock.now()); // tell the application here
+        }
+        if outcome.disconnected {
+            break; // the close handshake is over (or was cut short): let go
         }
         // Block in the read at most until the machine's next deadline (>= 1 ms).
         let wait = hb
@@ -71,7 +75,9 @@ pub fn run(stream: TcpStream, config: Config, mut on_line: impl FnMut(&str)) -> 
         rx.get_ref()
             .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
         match rx.read_line(&mut line) {
-            Ok(0) => feed(&mut hb, clock.now(), Incoming::Ended),
+            Ok(0) => {
+                feed(&mut hb, clock.now(), Incoming::Ended);
+            }
             Ok(_) if line.ends_with('\n') => {
                 on_message(&mut hb, clock.now(), line.trim_end(), &mut on_line);
                 line.clear();
@@ -81,13 +87,19 @@ pub fn run(stream: TcpStream, config: Config, mut on_line: impl FnMut(&str)) -> 
                 hb.handle_timeout(clock.now()) // nothing arrived: the deadline is due
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => feed(&mut hb, clock.now(), Incoming::Ended),
+            Err(_) => {
+                feed(&mut hb, clock.now(), Incoming::Ended);
+            }
         }
     }
-    let (reason, at) = dead.unwrap_or((DeathReason::TransportClosed, clock.now()));
+    // Every state after a connection ended carries the reason of its one `Dead`.
+    let reason = hb
+        .state()
+        .reason()
+        .ok_or_else(|| io::Error::other("not ended"))?;
     Ok(Report {
         reason,
-        at: at.as_duration(),
+        at: died_at.unwrap_or(clock.now()).as_duration(),
         stats: hb.stats(),
     })
 }
@@ -105,10 +117,10 @@ fn on_message(hb: &mut HeartbeatMachine, now: Instant, line: &str, on_line: &mut
             feed(hb, now, Incoming::Close(code))
         }
         _ => {
-            feed(hb, now, Incoming::Data);
-            on_line(line)
+            on_line(line);
+            feed(hb, now, Incoming::Data)
         }
-    }
+    };
 }
 
 /// `,"seq":N` for an 8-byte payload (our pings), nothing for an empty one.

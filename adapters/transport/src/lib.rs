@@ -1,4 +1,5 @@
-//! The minimal contract for driving a [`HeartbeatMachine`] over a transport of your
+//! The minimal contract for driving a
+//! [`HeartbeatMachine`](heartbeat_core::HeartbeatMachine) over a transport of your
 //! own: a raw TCP line protocol, a QUIC stream, a serial link, a WebSocket library
 //! this project does not wrap.
 //!
@@ -9,13 +10,14 @@
 //!    expiring deadlines.
 //! 3. **Output.** Execute what the machine asks: implement [`Transport`] (four
 //!    methods) and call [`drive`] after every input, which drains
-//!    [`poll_action`](HeartbeatMachine::poll_action), executes each action and
-//!    returns what the adapter must act on ([`Outcome`]: a death to report, a
-//!    transport to drop, an attempt to start).
+//!    [`poll_action`](heartbeat_core::HeartbeatMachine::poll_action), executes
+//!    each action and returns what the adapter must act on ([`Outcome`]: a death
+//!    to report, a transport to drop, an attempt to start).
 //!
 //! Then sleep (or block in a read) until
-//! [`poll_timeout`](HeartbeatMachine::poll_timeout) and call
-//! [`handle_timeout`](HeartbeatMachine::handle_timeout). That is the whole loop:
+//! [`poll_timeout`](heartbeat_core::HeartbeatMachine::poll_timeout) and call
+//! [`handle_timeout`](heartbeat_core::HeartbeatMachine::handle_timeout). That is
+//! the whole loop:
 //!
 //! ```
 //! use std::time::Duration;

@@ -61,7 +61,9 @@ fn a_peer_that_stops_answering_is_declared_dead_within_the_bound() {
         }
         pings
     });
+    let started = Instant::now();
     let report = run(ours, config, |_| {}).unwrap();
+    let ended = started.elapsed();
     // `at` is the verdict's time on the run's clock (which starts with the run).
     let detected = report.at;
     assert!(
@@ -76,7 +78,21 @@ fn a_peer_that_stops_answering_is_declared_dead_within_the_bound() {
         detected <= bound,
         "detected after {detected:?}, bound {bound:?}"
     );
-    println!("silent JSON peer detected {detected:?} after start (hang at {hang_at:?})");
+    // Our close is never answered: the machine lets go when its close window ends.
+    let closing = ended.saturating_sub(detected);
+    println!(
+        "silent JSON peer detected {detected:?} after start (hang at {hang_at:?}), \
+         let go {closing:?} later"
+    );
+    assert!(
+        closing + Duration::from_millis(5) >= config.close_timeout(),
+        "{closing:?}"
+    );
+    assert!(
+        closing <= config.close_timeout() + Duration::from_millis(100),
+        "{closing:?}"
+    );
+    assert_eq!(report.stats.close_timeouts, 1, "{report:?}");
     assert!(peer.join().unwrap() >= 1);
 }
 

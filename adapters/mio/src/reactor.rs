@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use heartbeat_core::{Config, Instant, Role, State};
-use heartbeat_transport::Clock;
+use heartbeat_transport::{Clock, LagMeter};
 use mio::net::TcpListener;
 use mio::Poll;
 use tungstenite::protocol::WebSocketConfig;
@@ -34,6 +34,8 @@ pub(crate) struct Reactor {
     pub(crate) pending: VecDeque<Event>,
     pub(crate) stats: DriverStats,
     pub(crate) stop: Option<StopHandle>,
+    /// How late this loop's timers run: every machine's pong verdict allows for it.
+    pub(crate) lag: LagMeter,
 }
 
 impl Reactor {
@@ -50,6 +52,7 @@ impl Reactor {
             pending: VecDeque::new(),
             stats: DriverStats::default(),
             stop: None,
+            lag: LagMeter::new(LAG_WINDOW),
         })
     }
 
@@ -58,6 +61,7 @@ impl Reactor {
         DriverStats {
             connections: self.conns.len(),
             timer_heap_len: self.timers.len(),
+            local_lag: self.lag.current(std::time::Instant::now()),
             ..self.stats
         }
     }
@@ -141,6 +145,10 @@ impl Reactor {
                 conn.filed = None;
                 reactor.on_timer(conn, id, now);
             });
+            // Recorded after the verdict: this deadline's own lateness is the stall
+            // allowance's business; the meter tells the *other* machines.
+            self.lag
+                .record(self.clock.to_std(e.at), self.clock.to_std(now));
         }
         let live = self.conns.len();
         let conns = &self.conns;
@@ -152,6 +160,8 @@ impl Reactor {
     /// in before the machine judges the deadline.
     fn on_timer(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
         self.advance(conn, id, now, true, true);
+        let lag = self.lag.current(self.clock.to_std(now));
+        conn.hb.handle_local_lag(now, lag);
         conn.hb.handle_timeout(now);
         self.drive_actions(conn, id, now);
     }
@@ -166,6 +176,9 @@ impl Reactor {
         });
     }
 }
+
+/// How long a measured lateness is remembered (one to two windows).
+const LAG_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Whether a heap entry is the wake time its connection filed last.
 fn is_current(conns: &Slab, e: &Entry) -> bool {

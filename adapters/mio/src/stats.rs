@@ -37,6 +37,9 @@ pub struct DriverStats {
     pub timer_late_max: Duration,
     /// Sum of the lateness of all handled timers (divide by `timer_wakeups`).
     pub timer_late_total: Duration,
+    /// The local lag every machine's pong verdict allows for now: the worst timer
+    /// lateness of the last 0.5–1 s (see `HeartbeatMachine::handle_local_lag`).
+    pub local_lag: Duration,
     /// Application sends refused because the connection was backed up.
     pub sends_refused: u64,
     /// Pings that found the socket full and waited in the buffer (reported sent

@@ -261,7 +261,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
         if self.disconnected {
             // No socket to read: only time can change anything.
             std::thread::sleep(wait);
-            self.hb.handle_timeout(self.clock.now());
+            self.expire(wake);
             return None;
         }
         let _ = self
@@ -272,7 +272,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             Ok(msg) => self.on_frame(msg),
             Err(WsError::Io(e)) if is_timeout(&e) => {
                 // Nothing arrived in time: expire what is due.
-                self.hb.handle_timeout(self.clock.now());
+                self.expire(wake);
                 None
             }
             Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => None,
@@ -280,6 +280,20 @@ impl<C: Borrow<Config>> KeepAlive<C> {
                 let _ = feed(&mut self.hb, self.clock.now(), incoming_from_error(&e));
                 None
             }
+        }
+    }
+
+    /// Expires what is due, allowing for how late this process's timed waits have
+    /// been running (every connection of the process shares the measure), then
+    /// records how late this one woke for `due`.
+    fn expire(&mut self, due: Option<Instant>) {
+        let now = self.clock.now();
+        let woke = self.clock.to_std(now);
+        self.hb.handle_local_lag(now, LOCAL_LAG.current(woke));
+        self.hb.handle_timeout(now);
+        if let Some(due) = due.filter(|&d| d <= now) {
+            // After the verdict: this wait's own lateness is the stall allowance's.
+            LOCAL_LAG.record(self.clock.to_std(due), woke);
         }
     }
 
@@ -374,3 +388,9 @@ impl<C: Borrow<Config>> KeepAlive<C> {
         let _ = self.ws.get_ref().set_write_timeout(Some(timeout));
     }
 }
+
+/// How late this process's timed waits run, shared by every connection: a
+/// saturated process (more threads than cores, a stopped process) shows up in
+/// every machine's verdicts.
+static LOCAL_LAG: heartbeat_transport::LagMeter =
+    heartbeat_transport::LagMeter::new(std::time::Duration::from_millis(500));

@@ -5,7 +5,7 @@
 //! application-level ping notices (the hung-peer case).
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
@@ -56,11 +56,22 @@ impl PyPeer {
     /// `websockets` peer does) and echoes messages. `ping_interval`: the server's own
     /// keepalive (`None`: it sends no pings, so only our side detects anything).
     pub fn echo_server(ping_interval: Option<Duration>) -> std::io::Result<PyPeer> {
+        Self::echo_server_in(None, Ipv4Addr::LOCALHOST.into(), ping_interval)
+    }
+
+    /// Like [`echo_server`](Self::echo_server), listening on `host` (random port),
+    /// run inside network namespace `netns` if given (`ip netns exec`, which keeps
+    /// the pid, so [`stop`](Self::stop) still reaches the Python process).
+    pub fn echo_server_in(
+        netns: Option<&str>,
+        host: IpAddr,
+        ping_interval: Option<Duration>,
+    ) -> std::io::Result<PyPeer> {
         let pi = ping_interval.map_or("none".to_owned(), |d| d.as_secs_f64().to_string());
-        let mut peer = Self::spawn(SERVER, &[&pi])?;
+        let mut peer = Self::spawn(netns, SERVER, &[&pi, &host.to_string()])?;
         let line = peer.wait_for("PORT ", STARTUP)?;
         let port: u16 = line[5..].trim().parse().map_err(invalid)?;
-        peer.addr = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        peer.addr = Some(SocketAddr::new(host, port));
         Ok(peer)
     }
 
@@ -68,7 +79,12 @@ impl PyPeer {
     /// each echoing what it receives, with no keepalive of its own. Returns once all
     /// are connected. The process prints `CLOSED <i> <code>` as connections end.
     pub fn clients(url: &str, n: usize) -> std::io::Result<PyPeer> {
-        let mut peer = Self::spawn(CLIENTS, &[url, &n.to_string()])?;
+        Self::clients_in(None, url, n)
+    }
+
+    /// Like [`clients`](Self::clients), run inside network namespace `netns` if given.
+    pub fn clients_in(netns: Option<&str>, url: &str, n: usize) -> std::io::Result<PyPeer> {
+        let mut peer = Self::spawn(netns, CLIENTS, &[url, &n.to_string()])?;
         peer.wait_for("CONNECTED", STARTUP)?;
         Ok(peer)
     }
@@ -80,12 +96,12 @@ impl PyPeer {
 
     /// `SIGSTOP`: the process hangs; its kernel keeps ACKing.
     pub fn stop(&self) {
-        self.signal("-STOP");
+        let _ = crate::signal::stop(self.pid());
     }
 
     /// `SIGCONT`: the process resumes.
     pub fn resume(&self) {
-        self.signal("-CONT");
+        let _ = crate::signal::resume(self.pid());
     }
 
     /// Waits up to `timeout` for an output line starting with `prefix`; returns it.
@@ -112,8 +128,16 @@ impl PyPeer {
         self.lines.try_iter().collect()
     }
 
-    fn spawn(script: &str, args: &[&str]) -> std::io::Result<PyPeer> {
-        let mut child = Command::new("python3")
+    fn spawn(netns: Option<&str>, script: &str, args: &[&str]) -> std::io::Result<PyPeer> {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, "python3"]);
+                cmd
+            }
+            None => Command::new("python3"),
+        };
+        let mut child = cmd
             .arg("-u")
             .arg("-c")
             .arg(script)
@@ -137,13 +161,6 @@ impl PyPeer {
             lines: rx,
             addr: None,
         })
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .arg(sig)
-            .arg(self.child.id().to_string())
-            .status();
     }
 }
 
@@ -174,7 +191,8 @@ async def echo(ws):
 
 async def main():
     pi = None if sys.argv[1] == "none" else float(sys.argv[1])
-    async with serve(echo, "127.0.0.1", 0, ping_interval=pi, ping_timeout=pi,
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    async with serve(echo, host, 0, ping_interval=pi, ping_timeout=pi,
                      close_timeout=1) as server:
         print("PORT", server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()

@@ -1,0 +1,325 @@
+//! The parent: starts each implementation's server and client processes, opens the
+//! connections, takes the measured window, reads CPU and RSS from `/proc`, collects
+//! the children's counters and stops everything.
+
+use core::time::Duration;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::args::{fmt_duration, Cli, Impl, RoleArgs, Which};
+use crate::procfs;
+use crate::roles::python;
+
+/// One implementation's result in one repetition.
+pub struct Run {
+    /// Which implementation.
+    pub imp: Impl,
+    /// Repetition number (0-based).
+    pub rep: u32,
+    /// Server and client figures, or why the run failed.
+    pub result: Result<[Figures; 2], String>,
+    /// How long opening the connections took, and anything unusual.
+    pub notes: Vec<String>,
+}
+
+/// One process's figures over the measured window.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// CPU time used during the window, µs.
+    pub cpu_us: u64,
+    /// VmRSS before any connection, KiB.
+    pub rss_base: u64,
+    /// VmRSS at the end of the window, KiB.
+    pub rss_end: u64,
+    /// Round trips its own pings completed during the window.
+    pub pongs: u64,
+    /// Its own pong-timeout verdicts, whole run.
+    pub timeouts: u64,
+    /// Connections it saw end for any reason, whole run.
+    pub lost: u64,
+    /// Connections open at the end.
+    pub held: u64,
+    /// RTT percentiles over the window, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// Largest RTT, µs.
+    pub max_us: u64,
+}
+
+/// Runs every implementation `cli.reps` times, interleaved.
+pub fn run_all(cli: &Cli) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let python = python::available();
+    for rep in 0..cli.reps {
+        for &imp in &cli.impls {
+            if imp == Impl::Python {
+                if let Err(why) = &python {
+                    println!("python: skipped ({why})");
+                    continue;
+                }
+            }
+            eprintln!(
+                "[{}] rep {} {imp}: {} connections (load {})",
+                clock(),
+                rep + 1,
+                cli.conns,
+                procfs::loadavg()
+            );
+            let mut notes = Vec::new();
+            let result = run_one(cli, imp, &mut notes);
+            if let Err(e) = &result {
+                eprintln!("[{}] {imp}: FAILED: {e}", clock());
+            }
+            runs.push(Run {
+                imp,
+                rep,
+                result,
+                notes,
+            });
+            // Let the kernel finish closing the previous sockets.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+    runs
+}
+
+/// The server addresses used for `cli`.
+pub fn addrs(cli: &Cli) -> u8 {
+    cli.addrs
+        .unwrap_or_else(|| cli.conns.div_ceil(CONNS_PER_ADDR).clamp(1, 250) as u8)
+}
+
+/// How long the client takes to open its connections, at least.
+pub fn ramp(cli: &Cli) -> Duration {
+    cli.ramp.unwrap_or(cli.interval)
+}
+
+fn connect_secs(cli: &Cli) -> u64 {
+    cli.connect_secs
+        .unwrap_or(30 + cli.conns as u64 / 500 + ramp(cli).as_secs())
+}
+
+fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2], String> {
+    let lifetime = connect_secs(cli) + cli.warmup.as_secs() + cli.secs + 120;
+    let role = |which, port| RoleArgs {
+        which,
+        imp,
+        conns: cli.conns,
+        interval: cli.interval,
+        timeout: cli.timeout,
+        addrs: addrs(cli),
+        port,
+        lifetime,
+        ramp: ramp(cli),
+    };
+    let mut server = Proc::spawn(command(&role(Which::Server, 0)), "server")?;
+    let listening = server.expect("listening", Duration::from_secs(30))?;
+    let port = listening["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or("server reported no port")?;
+    let mut client = Proc::spawn(command(&role(Which::Client, port)), "client")?;
+    client.expect("ready", Duration::from_secs(30))?;
+    let base = [server.rss()?, client.rss()?];
+
+    let start = Instant::now();
+    client.send("connect")?;
+    match client.expect("opened", Duration::from_secs(connect_secs(cli))) {
+        Ok(_) => notes.push(format!(
+            "{} connections opened in {:.1} s",
+            cli.conns,
+            start.elapsed().as_secs_f64()
+        )),
+        Err(e) => notes.push(format!("not all connections opened: {e}")),
+    }
+    let hog = if cli.hog {
+        Some(Proc::spawn(command(&role(Which::Hog, 0)), "hog")?)
+    } else {
+        None
+    };
+    std::thread::sleep(cli.warmup);
+
+    let cpu0 = [server.cpu()?, client.cpu()?];
+    let hog0 = hog.as_ref().and_then(|h| h.cpu().ok());
+    server.send("mark")?;
+    client.send("mark")?;
+    server.expect("mark", REPLY)?;
+    client.expect("mark", REPLY)?;
+    std::thread::sleep(Duration::from_secs(cli.secs));
+    let cpu1 = [server.cpu()?, client.cpu()?];
+    if let (Some(h), Some(before)) = (&hog, hog0) {
+        let used = h.cpu()?.saturating_sub(before);
+        notes.push(format!(
+            "the hog used {:.1} s of CPU in the {} s window",
+            used as f64 / 1e6,
+            cli.secs
+        ));
+    }
+    let rss = [server.rss()?, client.rss()?];
+    server.send("report")?;
+    client.send("report")?;
+    let reports = [
+        server.expect("report", REPLY)?,
+        client.expect("report", REPLY)?,
+    ];
+    // Everything stops here: the hog and both children are killed on drop.
+    let out = [0, 1].map(|i| {
+        let r = &reports[i];
+        let get = |k: &str| r[k].as_u64().unwrap_or(0);
+        Figures {
+            cpu_us: cpu1[i].saturating_sub(cpu0[i]),
+            rss_base: base[i],
+            rss_end: rss[i],
+            pongs: get("pongs"),
+            timeouts: get("timeouts"),
+            lost: get("lost"),
+            held: get("held"),
+            p50_us: get("p50_us"),
+            p99_us: get("p99_us"),
+            max_us: get("max_us"),
+        }
+    });
+    Ok(out)
+}
+
+/// The command that starts the child `args` describes.
+fn command(args: &RoleArgs) -> Command {
+    if args.imp == Impl::Python && args.which != Which::Hog {
+        return python::command(args);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| "heartbeat-bench".into());
+    let which = match args.which {
+        Which::Server => "server",
+        Which::Client => "client",
+        Which::Hog => "hog",
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args(["role", which, "--impl", args.imp.arg()])
+        .args(["--conns", &args.conns.to_string()])
+        .args(["--interval", &fmt_duration(args.interval)])
+        .args(["--timeout", &fmt_duration(args.timeout)])
+        .args(["--addrs", &args.addrs.to_string()])
+        .args(["--port", &args.port.to_string()])
+        .args(["--ramp", &fmt_duration(args.ramp)])
+        .args(["--lifetime", &args.lifetime.to_string()]);
+    cmd
+}
+
+/// A running child: its stdin for commands, its stdout lines parsed as JSON.
+/// Killed (and reaped) on drop.
+struct Proc {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<Value>,
+    name: &'static str,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, name: &'static str) -> Result<Proc, String> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("{name}: cannot start: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => eprintln!("{name}: {line}"),
+                }
+            }
+        });
+        Ok(Proc {
+            child,
+            stdin,
+            lines,
+            name,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn send(&mut self, word: &str) -> Result<(), String> {
+        writeln!(self.stdin, "{word}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("{}: cannot send {word}: {e}", self.name))
+    }
+
+    /// Waits for the line whose `ev` is `ev`; earlier lines of other kinds are
+    /// dropped.
+    fn expect(&mut self, ev: &str, within: Duration) -> Result<Value, String> {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["ev"] == ev => return Ok(v),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("{}: no {ev:?} within {within:?}", self.name))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    return Err(format!("{}: exited before {ev:?} ({status:?})", self.name));
+                }
+            }
+        }
+    }
+
+    fn cpu(&self) -> Result<u64, String> {
+        procfs::cpu_us(self.pid()).ok_or_else(|| format!("{}: no /proc stat", self.name))
+    }
+
+    fn rss(&self) -> Result<u64, String> {
+        procfs::rss_kib(self.pid()).ok_or_else(|| format!("{}: no /proc status", self.name))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wall-clock seconds since the bench started, for progress lines.
+fn clock() -> String {
+    use std::sync::OnceLock;
+    static START: OnceLock<Instant> = OnceLock::new();
+    format!(
+        "{:6.1}s",
+        START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    )
+}
+
+/// How long a child may take to answer `mark` or `report` (a saturated Python
+/// event loop answers late).
+const REPLY: Duration = Duration::from_secs(60);
+
+/// Connections per server address: more between one pair of loopback addresses
+/// makes `connect()` slow (ephemeral port search).
+const CONNS_PER_ADDR: usize = 5000;

@@ -1,0 +1,116 @@
+//! heartbeat-tokio as its README shows it: the server accepts with `accept_tcp`
+//! into a `Registry` and reads each connection until it ends; the client opens each
+//! connection with `connect` (which reconnects by itself) and reads it until it
+//! ends. `Options::observe` counts pongs, RTT and verdicts on both sides.
+
+use std::sync::Arc;
+
+use heartbeat_core::{Config, DeathReason, Role};
+use heartbeat_tokio::{accept_tcp, connect, Event, Options, Registry};
+use tokio::sync::Semaphore;
+
+use crate::args::{RoleArgs, Which};
+use crate::child::{self, Counters};
+
+pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let counters = Arc::new(Counters::new());
+    let rt = super::runtime()?;
+    let role = match args.which {
+        Which::Server => Role::Server,
+        _ => Role::Client,
+    };
+    let config = Config::builder()
+        .role(role)
+        .ping_interval(args.interval)
+        .pong_timeout(args.timeout)
+        .build()?;
+    let c = counters.clone();
+    let options = Options::new(config).observe(move |e| observe(&c, e));
+    let rx = child::commands(|| {});
+    match args.which {
+        Which::Server => {
+            let registry = Registry::new();
+            let (port, listeners) = rt.block_on(super::bind_all(args.addrs))?;
+            for listener in listeners {
+                rt.spawn(serve(listener, options.clone(), registry.clone()));
+            }
+            child::emit(&serde_json::json!({ "ev": "listening", "port": port }));
+            child::serve_commands(&rx, &counters, || registry.len() as u64, || {});
+        }
+        _ => {
+            child::emit(&serde_json::json!({ "ev": "ready" }));
+            let gate = Arc::new(Semaphore::new(child::CONNECT_CONCURRENCY));
+            let held = counters.clone();
+            child::serve_commands(
+                &rx,
+                &counters,
+                || held.live_now(),
+                || {
+                    for i in 0..args.conns {
+                        let url = format!("ws://{}/", child::target(i, args.addrs, args.port));
+                        let at = child::start_offset(i, args.conns, args.ramp);
+                        let (options, gate, counters) =
+                            (options.clone(), gate.clone(), counters.clone());
+                        let n = args.conns;
+                        rt.spawn(async move {
+                            tokio::time::sleep(at).await;
+                            client(url, options, gate, counters, n).await;
+                        });
+                    }
+                },
+            );
+        }
+    }
+    // Exit without tearing down thousands of connections one by one.
+    std::process::exit(0);
+}
+
+/// Counts what the driver reports.
+fn observe(c: &Counters, e: &Event) {
+    match e {
+        Event::Pong { rtt, .. } => c.pong(*rtt),
+        Event::Connected { .. } => c.open(),
+        Event::Dead { reason, .. } => c.end(matches!(reason, DeathReason::PongTimeout { .. })),
+        _ => {}
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, options: Options, registry: Registry) {
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                eprintln!("tokio server: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (options, registry) = (options.clone(), registry.clone());
+        tokio::spawn(async move {
+            let Ok((_id, conn)) = accept_tcp(tcp, &options, &registry).await else {
+                return;
+            };
+            let (_tx, mut rx) = conn.split();
+            while rx.recv().await.is_ok() {}
+        });
+    }
+}
+
+async fn client(
+    url: String,
+    options: Options,
+    gate: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    n: usize,
+) {
+    let permit = gate.acquire_owned().await;
+    let mut connections = connect(url, options);
+    let mut first = Some(permit);
+    while let Some(conn) = connections.next().await {
+        if first.take().is_some() {
+            counters.first_open(n);
+        }
+        let (_tx, mut rx) = conn.split();
+        while rx.recv().await.is_ok() {}
+    }
+}

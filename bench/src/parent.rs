@@ -70,7 +70,7 @@ pub fn run_all(cli: &Cli) -> Vec<Run> {
                 cli.conns,
                 procfs::loadavg()
             );
-            let mut notes = Vec::new();
+            let mut notes = vec![format!("load {} at start", procfs::loadavg())];
             let result = run_one(cli, imp, &mut notes);
             if let Err(e) = &result {
                 eprintln!("[{}] {imp}: FAILED: {e}", clock());

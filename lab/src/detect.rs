@@ -36,7 +36,8 @@ pub fn blackhole(adapter: Adapter, role: Role, timing: Timing) -> Result<Detecti
     let (mut proc, _peer) = start(adapter, role, timing, &pair)?;
     warm_up(&mut proc, role, timing)?;
     let cut = pair.partition().map_err(|e| format!("nft: {e}"))?;
-    let mut detection = await_verdict(&mut proc, cut.requested, cut.installed, timing)?;
+    let bound = timing.detection_bound();
+    let mut detection = await_verdict(&mut proc, cut.requested, cut.installed, timing, bound)?;
     let dropped = cut.dropped_packets().map_err(|e| e.to_string())?;
     if dropped == 0 {
         return Err(format!(
@@ -51,7 +52,17 @@ pub fn blackhole(adapter: Adapter, role: Role, timing: Timing) -> Result<Detecti
 /// On loopback, the adapter as client or server with the Python peer; after a
 /// healthy start the peer process is stopped (its kernel keeps ACKing, so no TCP
 /// mechanism notices). The adapter must declare `pong_timeout` within the bound.
-pub fn hung_peer(adapter: Adapter, role: Role, timing: Timing) -> Result<Detection, String> {
+///
+/// With `own_pause`, the adapter's own process is first stopped for that long and
+/// the peer is stopped the instant it resumes: the adapter has just measured a
+/// large local lag and may extend its verdicts by it, but by no more. The bound
+/// becomes [`Timing::detection_bound`] + `own_pause`.
+pub fn hung_peer(
+    adapter: Adapter,
+    role: Role,
+    timing: Timing,
+    own_pause: Option<Duration>,
+) -> Result<Detection, String> {
     let (mut proc, peer) = match role {
         Role::Client => {
             let peer = PyPeer::echo_server(None).map_err(|e| format!("python server: {e}"))?;
@@ -67,10 +78,17 @@ pub fn hung_peer(adapter: Adapter, role: Role, timing: Timing) -> Result<Detecti
         }
     };
     warm_up(&mut proc, role, timing)?;
+    let mut bound = timing.detection_bound();
+    if let Some(pause) = own_pause {
+        let stopped = proc.stop().map_err(|e| e.to_string())?;
+        std::thread::sleep(pause);
+        proc.resume().map_err(|e| e.to_string())?;
+        bound += stopped.elapsed();
+    }
     let requested = Instant::now();
     peer.stop();
     let stopped = Instant::now();
-    await_verdict(&mut proc, requested, stopped, timing)
+    await_verdict(&mut proc, requested, stopped, timing, bound)
 }
 
 /// The adapter and its Python peer on the two sides of `pair` (a server in A, a
@@ -141,16 +159,16 @@ fn warm_up(proc: &mut JsonProc, role: Role, timing: Timing) -> Result<(), String
 }
 
 /// Waits for the `dead` verdict and checks it: reason `pong_timeout`, no later than
-/// the bound after `requested`, and no sooner than the pong timeout after
-/// `applied` (less 50 ms for the round trip and clock reads), which a verdict
-/// caused by the fault cannot beat.
+/// `bound` after `requested`, and no sooner than the pong timeout after `applied`
+/// (less 50 ms for the round trip and clock reads), which a verdict caused by the
+/// fault cannot beat.
 fn await_verdict(
     proc: &mut JsonProc,
     requested: Instant,
     applied: Instant,
     timing: Timing,
+    bound: Duration,
 ) -> Result<Detection, String> {
-    let bound = timing.detection_bound();
     let event = proc.wait_for("a dead verdict", bound + Duration::from_secs(5), |e| {
         FAILURES.contains(&e.name())
     })?;

@@ -12,8 +12,13 @@
 //!   ESTABLISHED). The adapter, as client and as server, declares the peer dead
 //!   within [`Timing::detection_bound`].
 //! - **Hung peer** ([`detect::hung_peer`]): the Python peer is `SIGSTOP`ped (its
-//!   kernel keeps ACKing): still detected within the same bound; local-health
-//!   awareness must not hide a dead peer.
+//!   kernel keeps ACKing): still detected within the same bound, and right after
+//!   the adapter's own 1 s pause within the bound plus that pause (local-health
+//!   awareness may extend a verdict by the lag it measured, never hide a dead
+//!   peer).
+//!
+//! [`peer`] holds what the lab binaries share (`src/bin/mio_peer.rs`,
+//! `src/bin/blocking_peer.rs`).
 //!
 //! # The event protocol
 //! Every program under test prints one JSON object per line, as `heartbeat --json`
@@ -32,6 +37,7 @@
 
 pub mod detect;
 pub mod pause;
+pub mod peer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

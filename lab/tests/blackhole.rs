@@ -47,3 +47,31 @@ fn tokio_server_detects_a_blackhole() {
         "tokio_server_detects_a_blackhole",
     );
 }
+
+#[test]
+fn mio_client_detects_a_blackhole() {
+    cut(Adapter::Mio, Role::Client, "mio_client_detects_a_blackhole");
+}
+
+#[test]
+fn mio_server_detects_a_blackhole() {
+    cut(Adapter::Mio, Role::Server, "mio_server_detects_a_blackhole");
+}
+
+#[test]
+fn blocking_client_detects_a_blackhole() {
+    cut(
+        Adapter::Blocking,
+        Role::Client,
+        "blocking_client_detects_a_blackhole",
+    );
+}
+
+#[test]
+fn blocking_server_detects_a_blackhole() {
+    cut(
+        Adapter::Blocking,
+        Role::Server,
+        "blocking_server_detects_a_blackhole",
+    );
+}

@@ -12,6 +12,16 @@ if ! python3 -c 'import websockets, sys; sys.exit(0 if websockets.version.versio
 fi
 python3 -c 'import websockets; print("python websockets", websockets.version.version)'
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The fault lab (lab/) builds network namespaces with a silent nftables blackhole;
+# its tests skip with a printed reason only where these truly cannot be had.
+if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing nftables and iproute2 (the fault lab's network namespaces)"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2 >/dev/null
+    else
+        echo "note: nft/ip missing and cannot be installed here: the lab's namespace tests will skip"
+    fi
+fi
 
 # --- checks ---------------------------------------------------------------------
 echo "== cargo fmt --check"

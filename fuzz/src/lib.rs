@@ -14,60 +14,77 @@
 //! cargo test -p heartbeat-tests --test fuzz_corpus         # replay (stable, workspace)
 //! ```
 //! libFuzzer writes new inputs into the first corpus directory it is given, so
-//! fuzz into a scratch directory to keep the committed corpus small (about 40
-//! inputs chosen for coverage). With `HEARTBEAT_FUZZ_TRACE` set, [`run`] prints
-//! the config, every step and what each call returned: that is how a crash is
-//! read. A crash that reveals a bug is minimised (`cargo +nightly fuzz tmin machine
-//! <file>`) and copied into `corpus/machine/`, so the test run keeps it.
+//! fuzz into a scratch directory to keep the committed corpus small (about a
+//! hundred short inputs that together cover every edge the fuzzer has reached;
+//! rebuild it with `cargo +nightly fuzz cmin machine` when the input format
+//! changes). With `HEARTBEAT_FUZZ_TRACE` set, [`run`] prints the config, every
+//! step and what each call returned: that is how a crash is read. A crash that
+//! reveals a bug is minimised (`cargo +nightly fuzz tmin machine <file>`) and
+//! copied into `corpus/machine/`, so the test run keeps it.
 //!
-//! The input decodes to a configuration (every builder field; zero, huge and
-//! inverted durations, NaN and infinite multipliers, unsendable close codes), a
-//! jitter seed and up to 200 steps. Each step moves the driver's clock (forward by
-//! nanoseconds to centuries, or backwards) and makes one call: every `handle_*`,
-//! `close`, `set_ping_interval`, `set_pong_timeout`, pongs echoing our pings or
-//! carrying anything, pings of any length, ping bursts, and driver loops that
-//! sleep until each deadline with a silent, late or answering peer.
+//! The input decodes to a configuration (builder calls with zero, huge and
+//! inverted durations, NaN and infinite multipliers, any close code), a jitter
+//! seed and up to 200 steps. Each step moves the driver's clock (forward by
+//! nanoseconds to centuries, or backwards) and makes one call: `connect`, every
+//! `handle_*` (connected, connect failed, retry-after, ping and close sent,
+//! frames, pongs echoing our pings or carrying anything, pings of any length, ping
+//! bursts, closes, the end of the stream, protocol errors, local lag), `close`,
+//! `set_ping_interval`, `set_pong_timeout`, and driver loops that sleep until each
+//! deadline and carry out what comes out, with a silent, late or answering peer.
 //!
-//! What [`run`] checks:
+//! The model (`harness::model`) holds where the machine must stand (its phase,
+//! with the timestamps its deadlines run from), the current connection and
+//! whether a transport is held. Each call predicts the next phase and, where the
+//! rules fix them, the exact actions; then every invariant is checked:
 //! - **Config:** `build` fails exactly when a documented rule is broken, and the
-//!   error names one of the broken fields and displays as a message.
+//!   error names one of the broken fields and displays as a message;
+//!   `CloseCode::new` accepts exactly the sendable codes.
 //! - **Time:** the machine's `now` never runs backwards; a backwards `now` is
 //!   counted once in `clock_anomalies`; `poll_timeout().at >= now()`; after
 //!   `handle_timeout(t)` the deadline is at or after `t` and strictly after `now()`
-//!   (no busy loop), except at `Instant::MAX`; an early `handle_timeout` does
-//!   nothing.
-//! - **Deadlines:** a ping is due one interval after the last ping or the connect
-//!   (or the last inbound frame when idle-only); a pong deadline runs from
-//!   `handle_ping_sent` (else emission) and vanishes with any proof of life; a pong
-//!   deadline found later than `stall_threshold` sends one fresh probe instead of a
-//!   verdict, once per proof of life; otherwise it is `Dead(PongTimeout)` with the
-//!   exact wait; a late ping timer sends one ping and counts a missed deadline.
-//! - **Output:** at most six actions per drain; `poll_timeout` says `Actions` (at
-//!   `now`) exactly while actions are queued; one `Dead`, one `SendClose` and one
-//!   `Abort` at most per connection, and exactly one `Dead` once it is over; no ping
-//!   or pong after `Dead` or `SendClose`; close codes are sendable.
+//!   (no busy loop), except at `Instant::MAX` and for a reconnect whose jittered
+//!   delay was zero; an early `handle_timeout` does nothing.
+//! - **Deadlines:** exactly the model's: a connect timeout after each `Connect`;
+//!   a ping one interval after the last ping or the connect (or the last inbound
+//!   frame when idle-only); a pong deadline from `handle_ping_sent` (else
+//!   emission) plus the capped local lag, gone with any proof of life; a close
+//!   window after each close; the backoff, or the draining close's end if sooner.
+//!   A pong deadline found later than the stall allowance (`min(stall_threshold,
+//!   pong_timeout / 4)`) sends one fresh probe, once per proof of life; otherwise
+//!   it is `Dead(PongTimeout)` with the exact wait; a late ping timer sends one
+//!   ping and counts a missed deadline; the timer counters move exactly.
+//! - **Life of a connection:** every call emits exactly the actions the model
+//!   expects; every transport (a `Connect`, or `handle_connected` from `Idle`) ends
+//!   with exactly one `Disconnect`, before the next `Connect`; one `Dead` per
+//!   connection that opened, at the verdict, and every later state carries its
+//!   reason; a failed attempt has no `Dead`; a client's fault death is
+//!   `Reconnecting` at once while its close drains (until the peer's close, the end
+//!   of the stream, the close timeout or the next attempt); a clean close keeps its
+//!   handshake; no ping or pong after `Dead`; close codes are sendable.
 //! - **Reconnects:** only in the client role, never after a local close or (unless
 //!   configured) a permanent close code; attempts count up from 1 and restart only
 //!   after a connection proved healthy for `reset_after`; the client finishes on
 //!   its own only when `max_attempts` is spent; each delay is within
-//!   `max(cap, max_requested_delay)` and at least the server's requested delay.
-//! - **Pongs:** a pong for our latest ping matches and samples the RTT from
-//!   `handle_ping_sent` (or emission); no ping sequence number is reused and none
-//!   matches twice or on another connection.
-//! - **Peer events:** pings are answered with their own payload or refused (never
-//!   more than twice the budget within one window), an oversized ping or malformed
-//!   frame closes with 1002, a flood with 1008 and only after `max_strikes + 1`
-//!   windows over budget; a peer's close is answered with its code; ignored calls
-//!   are counted and emit nothing.
+//!   `max(cap, requested)` and at least the server's requested delay.
+//! - **Outcomes:** each `PongOutcome` is the one the model predicts (a match for
+//!   an unacknowledged ping of this connection, with the RTT from
+//!   `handle_ping_sent` or emission for the latest; stale for an older ping of
+//!   ours; unsolicited otherwise) and moves the counters accordingly; ping
+//!   sequence numbers count up and are never reused. Each `PingOutcome` matches
+//!   the actions: answered with the ping's own payload, refused (never more than
+//!   twice the budget within one window), or a violation (1002 for an oversized
+//!   ping, 1008 for a flood, only after `max_strikes + 1` windows over budget);
+//!   ignored, and not counted as misuse, while a close is in flight.
 //! - **Driver loops:** a silent peer is dead within three timer firings (on time or
 //!   late); a peer answering every ping within the pong timeout is never declared
 //!   dead, even when pings wait behind a slow write; an on-time driver never causes
 //!   a missed deadline.
-//! - **State:** `Finished` is terminal; the death reason is sticky;
-//!   `needs_transport` holds exactly while open or closing; health is
-//!   Suspect exactly while a stall was forgiven or the pong is overdue against the
-//!   RTT estimate; counters and RTT samples never decrease; the adaptive timeout
-//!   stays in its bounds.
+//! - **State:** the state is the model's; `Finished` is terminal; ignored calls
+//!   are counted and emit nothing; health is Suspect exactly while connecting, a
+//!   stall was forgiven or the pong is overdue against the RTT estimate; local lag
+//!   is capped and a report that moves an armed deadline later is counted;
+//!   counters and RTT samples never decrease; the adaptive timeout stays in its
+//!   bounds.
 //! - **Determinism:** a second machine built from the same config and seed (holding
 //!   the config by reference this time) and fed the same steps produces the same
 //!   transcript of actions, deadlines and states.
@@ -95,21 +112,21 @@ pub fn run(data: &[u8]) {
     let Ok(input) = ConfigInput::arbitrary(&mut u) else {
         return;
     };
-    let settings = input.resolve();
-    let violations = settings.violations();
+    input.check_dead_close_code();
+    let violations = input.violations();
     // `build` must never panic, whatever the fields hold.
-    let config = match settings.builder().build() {
+    let config = match input.builder().build() {
         Ok(config) => {
             assert!(
                 violations.is_empty(),
-                "build accepted a config that breaks {violations:?}: {settings:?}"
+                "build accepted a config that breaks {violations:?}: {input:?}"
             );
             config
         }
         Err(e) => {
             assert!(
                 violations.contains(&e.field()),
-                "build rejected {} ({e:?}), but only {violations:?} are broken: {settings:?}",
+                "build rejected {} ({e:?}), but only {violations:?} are broken: {input:?}",
                 e.field()
             );
             assert!(!e.to_string().is_empty(), "empty message for {e:?}");

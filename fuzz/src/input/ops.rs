@@ -1,301 +1,12 @@
-//! What the fuzzer's bytes decode to: a configuration (hostile values included)
-//! and a sequence of driver steps.
-//!
-//! Every optional field falls back to the default, so short inputs mostly build a
-//! valid [`Config`] and spend their bytes on operations; longer ones reach zero,
-//! huge and inverted values, NaN multipliers and unsendable close codes.
+//! The operation half of an input: how the driver's clock moves and what it
+//! calls, one step at a time.
 
 use core::time::Duration;
 
-use arbitrary::{Arbitrary, Result, Unstructured};
-use heartbeat_core::{
-    Backoff, Bounds, CloseCode, Config, ConfigBuilder, Field, Instant, Jitter, Liveness, PingFlood,
-    Role,
-};
+use arbitrary::Arbitrary;
+use heartbeat_core::Instant;
 
-/// The most steps one input may drive.
-pub(crate) const MAX_STEPS: usize = 200;
-
-/// Decodes steps until the input runs out or [`MAX_STEPS`] is reached.
-pub(crate) fn steps(u: &mut Unstructured<'_>) -> Vec<Step> {
-    let mut steps = Vec::new();
-    while steps.len() < MAX_STEPS && !u.is_empty() {
-        match Step::arbitrary(u) {
-            Ok(step) => steps.push(step),
-            Err(_) => break,
-        }
-    }
-    steps
-}
-
-/// A duration drawn from the ranges that matter: zero, tiny, human-sized, huge, `MAX`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Dur(pub(crate) Duration);
-
-impl<'a> Arbitrary<'a> for Dur {
-    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-        let d = match u.int_in_range(0u8..=7)? {
-            0 => Duration::ZERO,
-            1 => Duration::MAX,
-            2 => Duration::from_nanos(u64::from(u.arbitrary::<u16>()?)),
-            3 => Duration::from_micros(u64::from(u.arbitrary::<u16>()?)),
-            4 => Duration::from_millis(u64::from(u.arbitrary::<u16>()?)),
-            5 => Duration::from_secs(u64::from(u.arbitrary::<u16>()?)),
-            6 => Duration::from_nanos(u.arbitrary()?),
-            _ => Duration::new(u.arbitrary()?, u.arbitrary::<u32>()? % 1_000_000_000),
-        };
-        Ok(Dur(d))
-    }
-}
-
-/// Builder input; `None` keeps the builder's default.
-#[derive(Arbitrary, Clone, Copy, Debug)]
-pub(crate) struct ConfigInput {
-    server: bool,
-    ping_interval: Option<Dur>,
-    pong_timeout: Option<Dur>,
-    close_timeout: Option<Dur>,
-    pong_only: bool,
-    idle_only: bool,
-    stall_threshold: Option<Dur>,
-    dead_close_code: Option<u16>,
-    adaptive_timeout: Option<BoundsInput>,
-    interval_bounds: Option<BoundsInput>,
-    timeout_bounds: Option<BoundsInput>,
-    ping_flood: FloodInput,
-    backoff: Option<BackoffInput>,
-    reconnect_on_permanent_close: bool,
-}
-
-#[derive(Arbitrary, Clone, Copy, Debug)]
-enum BoundsInput {
-    /// 1 ns to `Duration::MAX`: lets hostile intervals and timeouts through.
-    Wide,
-    Range(Dur, Dur),
-}
-
-impl BoundsInput {
-    fn resolve(self) -> Bounds {
-        match self {
-            BoundsInput::Wide => Bounds {
-                min: Duration::from_nanos(1),
-                max: Duration::MAX,
-            },
-            BoundsInput::Range(min, max) => Bounds {
-                min: min.0,
-                max: max.0,
-            },
-        }
-    }
-}
-
-#[derive(Arbitrary, Clone, Copy, Debug)]
-enum FloodInput {
-    Default,
-    Off,
-    Limit {
-        max_pings: u8,
-        window: Dur,
-        max_strikes: u8,
-    },
-}
-
-#[derive(Arbitrary, Clone, Copy, Debug)]
-struct BackoffInput {
-    base: Option<Dur>,
-    multiplier: Multiplier,
-    cap: Option<Dur>,
-    jitter: JitterInput,
-    max_attempts: Option<u8>,
-    reset_after: Option<Dur>,
-    max_requested_delay: Option<Dur>,
-}
-
-#[derive(Arbitrary, Clone, Copy, Debug)]
-enum Multiplier {
-    Default,
-    One,
-    /// `1 + n/8`.
-    Grow(u8),
-    /// `n/256`: below 1, invalid.
-    Shrink(u8),
-    Nan,
-    Infinite,
-    NegativeInfinite,
-    Raw(f64),
-}
-
-#[derive(Arbitrary, Clone, Copy, Debug)]
-enum JitterInput {
-    Full,
-    Equal,
-    None,
-}
-
-/// Every builder field, with defaults filled in.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Settings {
-    pub(crate) role: Role,
-    pub(crate) ping_interval: Duration,
-    pub(crate) pong_timeout: Duration,
-    pub(crate) close_timeout: Duration,
-    pub(crate) liveness: Liveness,
-    pub(crate) idle_only: bool,
-    pub(crate) stall_threshold: Duration,
-    pub(crate) dead_close_code: u16,
-    pub(crate) adaptive_timeout: Option<Bounds>,
-    pub(crate) interval_bounds: Bounds,
-    pub(crate) timeout_bounds: Bounds,
-    pub(crate) ping_flood: Option<PingFlood>,
-    pub(crate) backoff: Backoff,
-    pub(crate) reconnect_on_permanent_close: bool,
-}
-
-impl ConfigInput {
-    /// The settings this input asks for, defaults filled in from [`Config::default`].
-    pub(crate) fn resolve(&self) -> Settings {
-        let d = Config::default();
-        let b = d.backoff();
-        let backoff = match self.backoff {
-            None => b,
-            Some(i) => Backoff {
-                base: i.base.map_or(b.base, |x| x.0),
-                multiplier: match i.multiplier {
-                    Multiplier::Default => b.multiplier,
-                    Multiplier::One => 1.0,
-                    Multiplier::Grow(n) => 1.0 + f64::from(n) / 8.0,
-                    Multiplier::Shrink(n) => f64::from(n) / 256.0,
-                    Multiplier::Nan => f64::NAN,
-                    Multiplier::Infinite => f64::INFINITY,
-                    Multiplier::NegativeInfinite => f64::NEG_INFINITY,
-                    Multiplier::Raw(x) => x,
-                },
-                cap: i.cap.map_or(b.cap, |x| x.0),
-                jitter: match i.jitter {
-                    JitterInput::Full => Jitter::Full,
-                    JitterInput::Equal => Jitter::Equal,
-                    JitterInput::None => Jitter::None,
-                },
-                max_attempts: i.max_attempts.map(u32::from),
-                reset_after: i.reset_after.map_or(b.reset_after, |x| x.0),
-                max_requested_delay: i.max_requested_delay.map_or(b.max_requested_delay, |x| x.0),
-            },
-        };
-        Settings {
-            role: if self.server {
-                Role::Server
-            } else {
-                Role::Client
-            },
-            ping_interval: self.ping_interval.map_or(d.ping_interval(), |x| x.0),
-            pong_timeout: self.pong_timeout.map_or(d.pong_timeout(), |x| x.0),
-            close_timeout: self.close_timeout.map_or(d.close_timeout(), |x| x.0),
-            liveness: if self.pong_only {
-                Liveness::PongOnly
-            } else {
-                Liveness::AnyFrame
-            },
-            idle_only: self.idle_only,
-            stall_threshold: self.stall_threshold.map_or(d.stall_threshold(), |x| x.0),
-            dead_close_code: self.dead_close_code.unwrap_or(d.dead_close_code().get()),
-            adaptive_timeout: self.adaptive_timeout.map(BoundsInput::resolve),
-            interval_bounds: self
-                .interval_bounds
-                .map_or(d.interval_bounds(), BoundsInput::resolve),
-            timeout_bounds: self
-                .timeout_bounds
-                .map_or(d.timeout_bounds(), BoundsInput::resolve),
-            ping_flood: match self.ping_flood {
-                FloodInput::Default => d.ping_flood(),
-                FloodInput::Off => None,
-                FloodInput::Limit {
-                    max_pings,
-                    window,
-                    max_strikes,
-                } => Some(PingFlood {
-                    max_pings: u32::from(max_pings),
-                    window: window.0,
-                    max_strikes: u32::from(max_strikes),
-                }),
-            },
-            backoff,
-            reconnect_on_permanent_close: self.reconnect_on_permanent_close,
-        }
-    }
-}
-
-impl Settings {
-    /// A builder with every field set.
-    pub(crate) fn builder(&self) -> ConfigBuilder {
-        Config::builder()
-            .role(self.role)
-            .ping_interval(self.ping_interval)
-            .pong_timeout(self.pong_timeout)
-            .close_timeout(self.close_timeout)
-            .liveness(self.liveness)
-            .idle_only(self.idle_only)
-            .stall_threshold(self.stall_threshold)
-            .dead_close_code(self.dead_close_code)
-            .adaptive_timeout(self.adaptive_timeout)
-            .interval_bounds(self.interval_bounds.min, self.interval_bounds.max)
-            .timeout_bounds(self.timeout_bounds.min, self.timeout_bounds.max)
-            .ping_flood(self.ping_flood)
-            .backoff(self.backoff)
-            .reconnect_on_permanent_close(self.reconnect_on_permanent_close)
-    }
-
-    /// Every field that breaks a rule documented on the builder, `Backoff`,
-    /// `PingFlood` or `ConfigError`: `build` must fail exactly when this is non-empty,
-    /// naming one of these fields.
-    pub(crate) fn violations(&self) -> Vec<Field> {
-        let mut v = Vec::new();
-        let mut rule = |broken: bool, field: Field| {
-            if broken {
-                v.push(field);
-            }
-        };
-        let bad_bounds = |b: Bounds| b.min.is_zero() || b.max < b.min;
-        rule(self.ping_interval.is_zero(), Field::PingInterval);
-        rule(self.pong_timeout.is_zero(), Field::PongTimeout);
-        rule(self.close_timeout.is_zero(), Field::CloseTimeout);
-        rule(self.stall_threshold.is_zero(), Field::StallThreshold);
-        rule(bad_bounds(self.interval_bounds), Field::IntervalBounds);
-        rule(bad_bounds(self.timeout_bounds), Field::TimeoutBounds);
-        rule(
-            !self.interval_bounds.contains(self.ping_interval),
-            Field::PingInterval,
-        );
-        rule(
-            !self.timeout_bounds.contains(self.pong_timeout),
-            Field::PongTimeout,
-        );
-        rule(
-            self.adaptive_timeout.is_some_and(bad_bounds),
-            Field::AdaptiveTimeout,
-        );
-        rule(
-            self.idle_only && self.liveness != Liveness::AnyFrame,
-            Field::IdleOnly,
-        );
-        rule(
-            CloseCode::new(self.dead_close_code).is_none(),
-            Field::DeadCloseCode,
-        );
-        if let Some(f) = self.ping_flood {
-            rule(f.max_pings == 0, Field::PingFloodMaxPings);
-            rule(f.window.is_zero(), Field::PingFloodWindow);
-        }
-        let b = self.backoff;
-        rule(b.base.is_zero(), Field::BackoffBase);
-        rule(
-            !(b.multiplier.is_finite() && b.multiplier >= 1.0),
-            Field::BackoffMultiplier,
-        );
-        rule(b.cap < b.base, Field::BackoffCap);
-        rule(b.max_attempts == Some(0), Field::BackoffMaxAttempts);
-        v
-    }
-}
+use super::Dur;
 
 /// One driver step: move the driver's clock, then do one thing.
 #[derive(Arbitrary, Clone, Debug)]
@@ -341,10 +52,14 @@ impl ClockStep {
 /// One call into the machine (or a short driver loop of them).
 #[derive(Arbitrary, Clone, Debug)]
 pub(crate) enum Op {
+    /// `connect`: the first attempt.
+    Connect,
     Connected,
     ConnectFailed,
     RetryAfter(Dur),
     PingSent,
+    /// The driver flushed our close frame.
+    CloseSent,
     Frame,
     /// A pong echoing one of our earlier pings (`n` counts back from the latest,
     /// across connections).
@@ -370,6 +85,8 @@ pub(crate) enum Op {
     /// `handle_timeout` exactly at `poll_timeout().at` (the clock jumps there).
     TimeoutAtDeadline,
     Elapsed(Dur),
+    /// The driver reports how late its own loop runs.
+    LocalLag(Dur),
     SetPingInterval(Dur),
     SetPongTimeout(Dur),
     /// A driver loop that sleeps until each deadline and fires it.
@@ -400,6 +117,10 @@ impl PingBody {
 }
 
 /// How the peer and the driver behave during a [`Op::Drive`] loop.
+///
+/// The driver carries out every action: a `Connect` hangs when the peer is
+/// silent (the connect timer ends it) and succeeds at once when it is
+/// responsive; a `SendClose` is flushed at once when `report_sent`.
 #[derive(Arbitrary, Clone, Copy, Debug)]
 pub(crate) enum DriveMode {
     /// The peer says nothing; timers fire on time.

@@ -57,7 +57,7 @@ impl KeepAlive {
     /// `on_dead` at detection time.
     pub(crate) fn spawn<S>(
         ws: WebSocketStream<S>,
-        mut hb: HeartbeatMachine,
+        hb: HeartbeatMachine,
         clock: Clock,
         options: &Options,
         on_dead: Option<Box<dyn FnOnce() + Send>>,
@@ -74,7 +74,7 @@ impl KeepAlive {
         let codec = options.codec.clone();
         tokio::spawn(async move {
             // A single connection: a Connect the machine may ask for is not ours to act on.
-            let _ = Driver::new(ws, &mut hb, clock, codec, link).run().await;
+            let _ = Driver::new(ws, hb, clock, codec, link).run().await;
         });
         handle
     }

@@ -72,6 +72,7 @@
 
 mod clock;
 mod codec;
+mod core;
 mod driver;
 mod error;
 mod event;
@@ -82,6 +83,7 @@ mod protocol;
 mod reconnect;
 mod server;
 mod status;
+mod stream;
 mod writer;
 
 pub use clock::Clock;
@@ -95,6 +97,7 @@ pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};
 pub use server::{accept, accept_tcp, BroadcastReport, ClientId, Registry};
 pub use status::Status;
+pub use stream::KeepAliveStream;
 
 /// The WebSocket crates this adapter is built on, re-exported so applications use
 /// the same versions.

@@ -14,7 +14,6 @@ use tokio_tungstenite::tungstenite::{self, Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::codec::HeartbeatCodec;
-use crate::event::{emit, Event, Observer};
 
 /// What a completed flush carried.
 #[derive(Clone, Copy, Default, Debug)]
@@ -127,12 +126,13 @@ impl Writer {
 pub(crate) struct Outbound<'a> {
     pub(crate) writer: &'a mut Writer,
     pub(crate) codec: Option<&'a dyn HeartbeatCodec>,
-    pub(crate) observer: &'a Option<Observer>,
     /// The peer's close arrived: tungstenite has queued the reply itself.
     pub(crate) peer_closed: bool,
     /// The code of the close this execution sent, for the observer (reported by
     /// the driver after the verdict, so events keep the machine's order).
     pub(crate) closed_with: Option<u16>,
+    /// The sequence number of the ping this execution queued, for the observer.
+    pub(crate) ping_sent: Option<u64>,
 }
 
 impl Transport for Outbound<'_> {
@@ -140,12 +140,7 @@ impl Transport for Outbound<'_> {
 
     fn send_ping(&mut self, payload: &[u8]) -> Result<Handover, Self::Error> {
         if let Ok(seq) = <[u8; 8]>::try_from(payload) {
-            emit(
-                self.observer,
-                Event::PingSent {
-                    seq: u64::from_be_bytes(seq),
-                },
-            );
+            self.ping_sent = Some(u64::from_be_bytes(seq));
         }
         let msg = match (self.codec, Payload::from_slice(payload)) {
             (Some(c), Some(p)) => c.encode_ping(&p),

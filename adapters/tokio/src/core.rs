@@ -1,0 +1,423 @@
+//! [`Core`]: one connection's machine run against its socket, as a poll function.
+//!
+//! Both ways of running a connection use it: the spawned driver task behind
+//! [`KeepAlive`](crate::KeepAlive) (which adds channels to the application's
+//! handles) and [`KeepAliveStream`](crate::KeepAliveStream), which the application
+//! polls in its own task. Each turn: execute the queued actions through
+//! [`heartbeat_transport::drive`] (the one executor every adapter shares), read the
+//! clock once and compare it with the machine's deadline, then take in — in this
+//! order — inbound frames, finished writes, and the deadline. A due pong deadline is
+//! judged only after the evidence the process already holds: the runtime polls its
+//! reactor once (a pause leaves readiness stale), finished writes and readable
+//! frames are taken in, then the machine decides. Nothing here decides anything
+//! else.
+
+use core::borrow::BorrowMut;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use heartbeat_core::{
+    CloseCode, Deadline, DeathReason, HeartbeatMachine, Instant, PongOutcome, State, TimerKind,
+};
+use heartbeat_transport::tungstenite::incoming_from_error;
+use heartbeat_transport::{drive, Incoming, LagMeter};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, info, trace, warn};
+
+use crate::clock::Clock;
+use crate::codec::{Heartbeat, HeartbeatCodec};
+use crate::error::Error;
+use crate::event::{emit, Event, Observer};
+use crate::writer::{codec_ref, Flushed, Outbound, Writer};
+
+/// How late this process's timers run, shared by every connection of the process:
+/// a runtime-wide slowdown is seen by each machine before it judges a pong.
+pub(crate) static LOCAL_LAG: LagMeter = LagMeter::new(Duration::from_millis(500));
+
+/// What a turn produced for the owner of the connection.
+pub(crate) enum Turn {
+    /// An application message.
+    Data(Message),
+    /// The machine's verdict, at detection time (the close may still run).
+    Dead(Error),
+    /// The machine let go of the transport: the connection is over.
+    Disconnected,
+}
+
+/// One connection: its socket, its machine (owned, or borrowed from a reconnecting
+/// client's supervisor) and the driver state between them.
+pub(crate) struct Core<S, M> {
+    ws: WebSocketStream<S>,
+    hb: M,
+    clock: Clock,
+    codec: Option<Arc<dyn HeartbeatCodec>>,
+    observer: Option<Observer>,
+    writer: Writer,
+    read_done: bool,
+    /// The peer's close frame arrived: tungstenite has already queued the reply.
+    peer_closed: bool,
+    close_reported: bool,
+    peer_close_text: String,
+    transport_error: Option<Arc<tungstenite::Error>>,
+    /// A verdict not yet handed to the owner.
+    dead: Option<Error>,
+    /// The machine let go of this transport.
+    disconnected: bool,
+    /// The machine asked for the next attempt (client), with its number.
+    pub(crate) connect: Option<u32>,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    /// The due pong deadline whose evidence has been taken in.
+    evidence_for: Option<Deadline>,
+    /// A yield to the runtime in progress, so its reactor refreshes readiness.
+    yielding: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<S, M> Core<S, M>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    M: BorrowMut<HeartbeatMachine>,
+{
+    /// The open connection `ws`; `hb` must have been told it is connected.
+    pub(crate) fn new(
+        ws: WebSocketStream<S>,
+        hb: M,
+        clock: Clock,
+        codec: Option<Arc<dyn HeartbeatCodec>>,
+        observer: Option<Observer>,
+    ) -> Self {
+        Core {
+            ws,
+            hb,
+            clock,
+            codec,
+            observer,
+            writer: Writer::default(),
+            read_done: false,
+            peer_closed: false,
+            close_reported: false,
+            peer_close_text: String::new(),
+            transport_error: None,
+            dead: None,
+            disconnected: false,
+            connect: None,
+            sleep: Box::pin(tokio::time::sleep_until(clock.origin())),
+            armed: None,
+            evidence_for: None,
+            yielding: None,
+        }
+    }
+
+    /// The machine.
+    pub(crate) fn hb(&self) -> &HeartbeatMachine {
+        self.hb.borrow()
+    }
+
+    /// The clock the machine is fed from.
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Outbound messages the writer holds.
+    pub(crate) fn queued(&self) -> usize {
+        self.writer.len()
+    }
+
+    /// Queues an application message (control frames jump ahead of it).
+    pub(crate) fn send(&mut self, msg: Message) {
+        self.writer.push_data(msg);
+    }
+
+    /// The application closes with `code`; the turns that follow run the handshake.
+    pub(crate) fn close(&mut self, code: CloseCode) {
+        let now = self.clock.now();
+        self.hb.borrow_mut().close(now, code);
+    }
+
+    /// Runs the connection until it has something for its owner, or must wait.
+    /// `read_paused`: the owner cannot take data now (backpressure), so the socket
+    /// is not read.
+    pub(crate) fn poll_turn(&mut self, cx: &mut Context<'_>, read_paused: bool) -> Poll<Turn> {
+        loop {
+            let now = self.clock.now();
+            self.execute(now);
+            if let Some(err) = self.dead.take() {
+                return Poll::Ready(Turn::Dead(err));
+            }
+            if self.disconnected {
+                return Poll::Ready(Turn::Disconnected);
+            }
+            let Some(deadline) = self.hb().poll_timeout() else {
+                // Nothing armed while a transport is held cannot happen; let go.
+                return Poll::Ready(Turn::Disconnected);
+            };
+            if deadline.at <= now {
+                if deadline.kind == TimerKind::PongTimeout && self.evidence_for != Some(deadline) {
+                    // Evidence before the verdict: let the reactor run once, then take
+                    // in what the socket already holds.
+                    let yielding = self
+                        .yielding
+                        .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+                    if yielding.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.yielding = None;
+                    if let Some(msg) = self.take_evidence(cx, read_paused) {
+                        return Poll::Ready(Turn::Data(msg));
+                    }
+                    self.evidence_for = Some(deadline);
+                    continue;
+                }
+                // Other connections' timers tell how late this process runs; this
+                // deadline's own lateness is the stall allowance's business.
+                let lag = LOCAL_LAG.current(std::time::Instant::now());
+                self.hb.borrow_mut().handle_local_lag(now, lag);
+                trace!(kind = ?deadline.kind, at = ?deadline.at, ?lag, "deadline");
+                self.hb.borrow_mut().handle_timeout(now);
+                LOCAL_LAG.record(self.clock.to_std(deadline.at), std::time::Instant::now());
+                self.evidence_for = None;
+                continue;
+            }
+            if !read_paused && !self.read_done {
+                if let Poll::Ready(item) = Pin::new(&mut self.ws).poll_next(cx) {
+                    if let Some(msg) = self.inbound(now, item) {
+                        return Poll::Ready(Turn::Data(msg));
+                    }
+                    continue;
+                }
+            }
+            if self.writer.has_work() {
+                if let Poll::Ready(r) = self.writer.poll_write(&mut self.ws, cx) {
+                    self.written(now, r);
+                    continue;
+                }
+            }
+            self.arm(deadline.at);
+            if self.sleep.as_mut().poll(cx).is_ready() {
+                continue; // the loop's top judges the deadline
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Flushes queued frames without reading; for a sink that waits for room.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while self.writer.has_work() {
+            match self.writer.poll_write(&mut self.ws, cx) {
+                Poll::Ready(r) => {
+                    let now = self.clock.now();
+                    self.written(now, r);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// Drains the machine's actions through the shared executor. Observer events
+    /// keep the machine's order: the verdict (and the next attempt's delay), then
+    /// the close.
+    fn execute(&mut self, now: Instant) {
+        let mut transport = Outbound {
+            writer: &mut self.writer,
+            codec: codec_ref(&self.codec),
+            peer_closed: self.peer_closed,
+            closed_with: None,
+            ping_sent: None,
+        };
+        let out = drive(self.hb.borrow_mut(), &mut transport, now);
+        if let Some(seq) = transport.ping_sent {
+            emit(&self.observer, Event::PingSent { seq });
+        }
+        let closed_with = transport.closed_with;
+        if let Some(reason) = out.dead {
+            self.verdict(reason);
+        }
+        if let Some(code) = closed_with {
+            // One close event per close: the peer's close was reported on arrival.
+            if !core::mem::replace(&mut self.close_reported, true) {
+                emit(&self.observer, Event::Closed { code });
+            }
+        }
+        if out.disconnected {
+            self.disconnected = true;
+        }
+        if let Some(attempt) = out.connect {
+            self.connect = Some(attempt);
+        }
+    }
+
+    /// The machine's verdict: tell the observer and the log now; the owner gets the
+    /// error at the end of this turn.
+    fn verdict(&mut self, reason: DeathReason) {
+        emit(
+            &self.observer,
+            Event::Dead {
+                reason,
+                local_lag: self.hb().local_lag(),
+            },
+        );
+        if let State::Reconnecting { at, attempt, .. } = self.hb().state() {
+            let after = at - self.hb().now();
+            emit(&self.observer, Event::Reconnecting { after, attempt });
+        }
+        if reason.is_fault() {
+            warn!(%reason, "connection dead");
+        } else {
+            info!(%reason, "connection closed");
+        }
+        self.dead = Some(Error::from_death(
+            reason,
+            &self.peer_close_text,
+            self.transport_error.as_ref(),
+        ));
+    }
+
+    /// Finished writes, then every frame already readable (bounded). Returns an
+    /// application message if one arrived (the owner takes it; the evidence is
+    /// taken again on the next turn).
+    fn take_evidence(&mut self, cx: &mut Context<'_>, read_paused: bool) -> Option<Message> {
+        let now = self.clock.now();
+        if self.writer.has_work() {
+            if let Poll::Ready(r) = self.writer.poll_write(&mut self.ws, cx) {
+                self.written(now, r);
+            }
+        }
+        for _ in 0..MAX_DRAIN {
+            if read_paused || self.read_done {
+                break;
+            }
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(item) => {
+                    if let Some(msg) = self.inbound(now, item) {
+                        return Some(msg);
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        None
+    }
+
+    fn arm(&mut self, at: Instant) {
+        // Resetting a timer is not free and, done every turn, hid busy loops in
+        // other drivers: only when the deadline moved.
+        if self.armed != Some(at) {
+            self.sleep.as_mut().reset(self.clock.to_tokio(at));
+            self.armed = Some(at);
+        }
+    }
+
+    /// A frame, the end of the stream, or a read error; returns application data.
+    fn inbound(
+        &mut self,
+        now: Instant,
+        item: Option<Result<Message, tungstenite::Error>>,
+    ) -> Option<Message> {
+        match item {
+            Some(Ok(msg)) => return self.on_message(now, msg),
+            Some(Err(e)) => {
+                self.read_done = true;
+                let malformed = incoming_from_error(&e) == Incoming::Malformed;
+                debug!(error = %e, "read ended");
+                if !matches!(
+                    e,
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed
+                ) {
+                    self.transport_error.get_or_insert_with(|| Arc::new(e));
+                }
+                if malformed {
+                    self.hb.borrow_mut().handle_protocol_error(now);
+                }
+                // Either way nothing more can be read from this transport.
+                self.hb.borrow_mut().handle_transport_closed(now);
+            }
+            None => {
+                self.read_done = true;
+                self.hb.borrow_mut().handle_transport_closed(now);
+            }
+        }
+        None
+    }
+
+    fn written(&mut self, now: Instant, r: Result<Flushed, tungstenite::Error>) {
+        match r {
+            Ok(flushed) => {
+                if flushed.ping {
+                    self.hb.borrow_mut().handle_ping_sent(now);
+                }
+                if flushed.close {
+                    self.hb.borrow_mut().handle_close_sent(now);
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "write failed");
+                self.writer.fail();
+                self.transport_error.get_or_insert_with(|| Arc::new(e));
+                self.hb.borrow_mut().handle_transport_closed(now);
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, msg: Message) -> Option<Message> {
+        let hb = self.hb.borrow_mut();
+        match msg {
+            Message::Ping(p) if self.codec.is_none() => {
+                let _ = hb.handle_ping(now, &p);
+            }
+            Message::Pong(p) if self.codec.is_none() => self.pong(now, &p),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => hb.handle_frame(now),
+            Message::Close(frame) => {
+                self.peer_closed = true;
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                if let Some(f) = frame {
+                    self.peer_close_text = f.reason.as_str().to_owned();
+                }
+                hb.handle_close(now, code);
+                if !core::mem::replace(&mut self.close_reported, true) {
+                    emit(
+                        &self.observer,
+                        Event::Closed {
+                            code: code.unwrap_or(1000),
+                        },
+                    );
+                }
+            }
+            data @ (Message::Text(_) | Message::Binary(_)) => {
+                match self.codec.as_ref().and_then(|c| c.decode(&data)) {
+                    Some(Heartbeat::Ping(p)) => {
+                        let _ = hb.handle_ping(now, p.as_slice());
+                    }
+                    Some(Heartbeat::Pong(p)) => self.pong(now, p.as_slice()),
+                    None => {
+                        hb.handle_frame(now);
+                        // Data after the verdict is not the application's.
+                        return matches!(hb.state(), State::Open).then_some(data);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Feeds a pong; tells the observer when it answered our latest ping.
+    fn pong(&mut self, now: Instant, payload: &[u8]) {
+        if let PongOutcome::Matched {
+            seq,
+            rtt: Some(rtt),
+        } = self.hb.borrow_mut().handle_pong(now, payload)
+        {
+            emit(&self.observer, Event::Pong { seq, rtt });
+        }
+    }
+}
+
+/// Frames read without waiting before a due deadline is judged; bounds the turn.
+const MAX_DRAIN: usize = 64;

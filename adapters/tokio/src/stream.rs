@@ -1,0 +1,209 @@
+//! [`KeepAliveStream`]: the heartbeat inside the application's own task — no driver
+//! task, no channels, no status publication.
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_util::{Sink, Stream};
+use heartbeat_core::{CloseCode, HeartbeatMachine};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::clock::{sleep_until_opt, Clock};
+use crate::core::{Core, Turn};
+use crate::driver::WRITE_QUEUE;
+use crate::error::Error;
+use crate::options::Options;
+use crate::status::Status;
+
+/// A WebSocket whose heartbeat runs while the application polls it: a [`Stream`]
+/// of data messages and a [`Sink`] for sending, in one value, with no task,
+/// channel or lock of its own.
+///
+/// This is the lean way to run many connections: one task per connection, the
+/// application's, as with a hand-written tokio-tungstenite loop, but with this
+/// crate's machine deciding when to ping, when the peer is dead and what to close
+/// with. Heartbeats advance only while the stream is polled, so poll it
+/// continuously (a `while let Some(msg) = stream.next().await` loop, or a
+/// `select!` branch), as a `WebSocketStream` must be polled to see pongs anyway.
+///
+/// The stream yields data messages, then `Err` with the verdict (at detection
+/// time), then keeps running the close handshake and ends (`None`) when the
+/// machine lets go of the socket. [`status`](Self::status) is computed when asked.
+/// For a connection other tasks send to, or a reconnecting client, use
+/// [`KeepAlive`](crate::KeepAlive) and [`connect`](crate::connect).
+pub struct KeepAliveStream<S> {
+    core: Core<S, HeartbeatMachine>,
+    /// The verdict, once given: what sends fail with from then on.
+    terminal: Option<Error>,
+    ended: bool,
+}
+
+impl<S> KeepAliveStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Starts the heartbeat on an open WebSocket (use a `Role::Server` config for
+    /// accepted connections).
+    pub fn new(ws: WebSocketStream<S>, options: &Options) -> KeepAliveStream<S> {
+        let clock = Clock::start();
+        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        hb.handle_connected(clock.now());
+        Self::from_parts(ws, hb, clock, options)
+    }
+
+    pub(crate) fn from_parts(
+        ws: WebSocketStream<S>,
+        hb: HeartbeatMachine,
+        clock: Clock,
+        options: &Options,
+    ) -> KeepAliveStream<S> {
+        KeepAliveStream {
+            core: Core::new(
+                ws,
+                hb,
+                clock,
+                options.codec.clone(),
+                options.observer.clone(),
+            ),
+            terminal: None,
+            ended: false,
+        }
+    }
+
+    /// Starts a close handshake with `code`; keep polling the stream until it ends.
+    pub fn close(&mut self, code: CloseCode) {
+        self.core.close(code);
+    }
+
+    /// The heartbeat snapshot, computed now.
+    pub fn status(&self) -> Status {
+        Status::of(self.core.hb(), self.core.clock())
+    }
+
+    /// The machine (state, RTT, counters).
+    pub fn machine(&self) -> &HeartbeatMachine {
+        self.core.hb()
+    }
+}
+
+impl KeepAliveStream<TcpStream> {
+    /// Accepts a WebSocket on `stream` (with `TCP_NODELAY`), the upgrade bounded by
+    /// the machine's `connect_timeout`, and starts the heartbeat on it. Use a
+    /// `Role::Server` config.
+    pub async fn accept(
+        stream: TcpStream,
+        options: &Options,
+    ) -> Result<KeepAliveStream<TcpStream>, Error> {
+        crate::net::set_nodelay(&stream)
+            .map_err(|e| Error::Connect(std::sync::Arc::new(e.into())))?;
+        let clock = Clock::start();
+        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        hb.connect(clock.now());
+        while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
+        let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
+        let handshake =
+            tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
+        let ws = tokio::select! {
+            r = handshake => r.map_err(|e| Error::Connect(std::sync::Arc::new(e)))?,
+            _ = sleep_until_opt(limit) => {
+                hb.handle_timeout(clock.now());
+                return Err(Error::ConnectTimeout(hb.config().connect_timeout()));
+            }
+        };
+        hb.handle_connected(clock.now());
+        Ok(Self::from_parts(ws, hb, clock, options))
+    }
+}
+
+impl<S> Stream for KeepAliveStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.core.poll_turn(cx, false) {
+            Poll::Ready(Turn::Data(msg)) => Poll::Ready(Some(Ok(msg))),
+            Poll::Ready(Turn::Dead(err)) => {
+                self.terminal = Some(err.clone());
+                Poll::Ready(Some(Err(err)))
+            }
+            Poll::Ready(Turn::Disconnected) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S> Sink<Message> for KeepAliveStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.check_open()?;
+        if self.core.queued() >= WRITE_QUEUE {
+            // Make room by writing; reading and deadlines wait for the stream's poll.
+            if self.core.poll_write(cx).is_pending() && self.core.queued() >= WRITE_QUEUE {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
+        match msg {
+            Message::Text(_) | Message::Binary(_) => {
+                self.check_open()?;
+                self.core.send(msg);
+                Ok(())
+            }
+            _ => Err(Error::NotData),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.core.poll_write(cx) {
+            Poll::Ready(()) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Closes with 1000 and runs the handshake to its end.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if matches!(self.core.hb().state(), heartbeat_core::State::Open) {
+            self.core.close(CloseCode::NORMAL);
+        }
+        loop {
+            match self.as_mut().poll_next(cx) {
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(_)) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S> KeepAliveStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Sending is for open connections only; after the verdict, the error says why.
+    fn check_open(&self) -> Result<(), Error> {
+        match (&self.terminal, self.core.hb().state()) {
+            (Some(e), _) => Err(e.clone()),
+            (None, heartbeat_core::State::Open) => Ok(()),
+            // Closing by our own hand before the verdict was polled.
+            (None, _) => Err(Error::TransportClosed { source: None }),
+        }
+    }
+}

@@ -53,10 +53,10 @@ pub fn blackhole(adapter: Adapter, role: Role, timing: Timing) -> Result<Detecti
 /// healthy start the peer process is stopped (its kernel keeps ACKing, so no TCP
 /// mechanism notices). The adapter must declare `pong_timeout` within the bound.
 ///
-/// With `own_pause`, the adapter's own process is first stopped for that long and
-/// the peer is stopped the instant it resumes: the adapter has just measured a
-/// large local lag and may extend its verdicts by it, but by no more. The bound
-/// becomes [`Timing::detection_bound`] + `own_pause`.
+/// With `own_pause`, the adapter's own process is first stopped for that long;
+/// [`CATCH_UP`] after it resumes (its fresh probe answered), the peer is stopped:
+/// the adapter has just measured a large local lag and may extend its verdicts by
+/// it, but by no more. The bound becomes [`Timing::detection_bound`] + the pause.
 pub fn hung_peer(
     adapter: Adapter,
     role: Role,
@@ -82,14 +82,21 @@ pub fn hung_peer(
     if let Some(pause) = own_pause {
         let stopped = proc.stop().map_err(|e| e.to_string())?;
         std::thread::sleep(pause);
-        proc.resume().map_err(|e| e.to_string())?;
-        bound += stopped.elapsed();
+        let resumed = proc.resume().map_err(|e| e.to_string())?;
+        bound += resumed - stopped;
+        // Let the fresh probe sent on resume be answered (a loopback round trip
+        // takes well under a millisecond): the peer dies *after* the adapter has
+        // caught up, while the lag it measured is still fresh.
+        std::thread::sleep(CATCH_UP);
     }
     let requested = Instant::now();
     peer.stop();
     let stopped = Instant::now();
     await_verdict(&mut proc, requested, stopped, timing, bound)
 }
+
+/// How long after its own pause the adapter may catch up before the peer hangs.
+pub const CATCH_UP: Duration = Duration::from_millis(50);
 
 /// The adapter and its Python peer on the two sides of `pair` (a server in A, a
 /// client in B).

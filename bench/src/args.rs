@@ -35,7 +35,7 @@ pub struct Cli {
     #[arg(
         long = "impl",
         value_delimiter = ',',
-        default_value = "tokio,mio,loop4k,loop,python"
+        default_value = "tokio,tokio-stream,mio,loop4k,loop,python"
     )]
     pub impls: Vec<Impl>,
     /// Repetitions; each repetition runs every implementation once (interleaved).
@@ -112,6 +112,8 @@ pub enum Which {
 pub enum Impl {
     /// heartbeat-tokio: `accept_tcp` + `Registry`, `connect` + `Options::observe`.
     Tokio,
+    /// heartbeat-tokio's `KeepAliveStream`: the heartbeat in the application's task.
+    TokioStream,
     /// heartbeat-mio: one `Driver` per process.
     Mio,
     /// A hand-written tokio-tungstenite loop with a 4 KiB read buffer.
@@ -126,6 +128,7 @@ impl fmt::Display for Impl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Impl::Tokio => "heartbeat-tokio",
+            Impl::TokioStream => "heartbeat-tokio (stream)",
             Impl::Mio => "heartbeat-mio",
             Impl::Loop4k => "loop4k",
             Impl::Loop => "loop",
@@ -139,6 +142,7 @@ impl Impl {
     pub fn arg(self) -> &'static str {
         match self {
             Impl::Tokio => "tokio",
+            Impl::TokioStream => "tokio-stream",
             Impl::Mio => "mio",
             Impl::Loop4k => "loop4k",
             Impl::Loop => "loop",

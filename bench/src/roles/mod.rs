@@ -3,6 +3,7 @@
 
 mod hb_mio;
 mod hb_tokio;
+mod hb_tokio_stream;
 pub mod python;
 mod tloop;
 
@@ -22,6 +23,7 @@ pub fn run(args: RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
         (_, Impl::Python) => Err("the python roles run under python3, not this binary".into()),
         (_, Impl::Mio) => hb_mio::run(&args),
         (_, Impl::Tokio) => hb_tokio::run(&args),
+        (_, Impl::TokioStream) => hb_tokio_stream::run(&args),
         (_, Impl::Loop4k | Impl::Loop) => tloop::run(&args),
     }
 }

@@ -526,11 +526,19 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// pings late but does not accuse peers whose pongs it has not read yet.
     ///
     /// Report the current figure whenever it changes (zero once the lag is gone).
-    /// A dead peer is still declared dead, at most the capped lag later.
+    /// While a ping awaits its pong the figure only grows: a deadline once extended
+    /// is not pulled back. A dead peer is still declared dead, at most the capped
+    /// lag later.
     pub fn handle_local_lag(&mut self, now: Instant, lag: Duration) {
         self.observe(now);
         let before = self.pong_deadline();
-        self.local_lag = lag;
+        // A deadline already extended is never pulled back while its probe is out:
+        // the driver armed its timer for it, and waking on time for the longer
+        // deadline must not read as a stall against the shorter one.
+        self.local_lag = match before {
+            Some(_) => lag.max(self.local_lag),
+            None => lag,
+        };
         if matches!((before, self.pong_deadline()), (Some(b), Some(a)) if a > b) {
             bump(&mut self.stats.lag_extensions);
         }

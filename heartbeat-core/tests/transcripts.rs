@@ -1437,12 +1437,37 @@ fn reported_local_lag_extends_the_pong_deadline_up_to_max_local_lag() {
         "at sent + timeout + capped lag"
     );
 
-    // Lag back to zero: the deadline is the plain one again.
+    // Lag back to zero: the next ping's deadline is the plain one again.
     let mut m = open(base());
     ping_at(&mut m, 1000, 0);
     m.handle_local_lag(t(1100), ms(300));
+    m.handle_pong(t(1150), &seq(0));
     m.handle_local_lag(t(1200), Duration::ZERO);
-    assert_eq!(deadline(&m), (t(1500), TimerKind::PongTimeout));
+    ping_at(&mut m, 2000, 1);
+    assert_eq!(deadline(&m), (t(2500), TimerKind::PongTimeout));
+}
+
+#[test]
+fn an_extended_deadline_is_not_pulled_back_while_its_ping_is_out() {
+    // The driver armed its timer for the extended deadline (1800). The lag decays
+    // before it fires; waking on time at 1800 must be a verdict on a silent peer,
+    // not a "stall" against the original 1500 that buys it another timeout.
+    let mut m = open(base());
+    ping_at(&mut m, 1000, 0);
+    m.handle_local_lag(t(1100), ms(300));
+    assert_eq!(deadline(&m), (t(1800), TimerKind::PongTimeout));
+    m.handle_local_lag(t(1800), Duration::ZERO);
+    assert_eq!(m.local_lag(), ms(300), "held while the ping is out");
+    assert_eq!(deadline(&m), (t(1800), TimerKind::PongTimeout));
+    m.handle_timeout(t(1800));
+    assert_eq!(
+        drain(&mut m),
+        [
+            Action::Dead(DeathReason::PongTimeout { waited: ms(800) }),
+            TIMEOUT_CLOSE
+        ]
+    );
+    assert_eq!(m.stats().missed_deadlines, 0, "no stall was invented");
 }
 
 #[test]

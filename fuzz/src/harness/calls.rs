@@ -408,14 +408,18 @@ impl<C: Borrow<Config>> Harness<C> {
         assert_eq!(counted, u64::from(cut_short), "a draining close cut short");
     }
 
-    /// `handle_local_lag`: pong deadlines move by the lag, capped; a report that
-    /// moves an armed deadline later is counted.
+    /// `handle_local_lag`: pong deadlines move by the lag, capped, and never back
+    /// while a ping is out; a report that moves an armed deadline later is counted.
     pub(super) fn local_lag(&mut self, now: Instant, lag: Duration) {
         let before = self.m.stats();
         let timeout = self.m.pong_timeout();
         let old = self.model.pong_deadline(timeout, &self.cfg);
         self.m.handle_local_lag(now, lag);
-        self.model.lag = lag;
+        self.model.lag = match old {
+            Some(_) => lag.max(self.model.lag),
+            None => lag,
+        };
+        let lag = self.model.lag;
         let new = self.model.pong_deadline(timeout, &self.cfg);
         self.settle(Call::At(now), Expected::nothing());
         assert_eq!(self.m.local_lag(), lag.min(self.cfg.max_local_lag()));

@@ -43,8 +43,11 @@ impl DeathReason {
     /// Whether the peer or the network is at fault (`false` for a clean close
     /// by either side with 1000/1001, or a close the application asked for).
     ///
-    /// A fault death of a client reconnects at once (after the backoff delay),
-    /// without waiting for the dead connection's close handshake.
+    /// When the machine itself closes a client's connection for a fault (a pong
+    /// timeout, a protocol error, a flood, a broken transport), the next attempt
+    /// follows the backoff delay alone, without waiting for the dead connection's
+    /// close handshake. A close the peer started keeps its handshake, whatever its
+    /// code: the peer is alive enough to take our reply.
     pub fn is_fault(&self) -> bool {
         !matches!(
             self,

@@ -1,13 +1,14 @@
 //! Test utilities shared by the heartbeat adapters and the real-process fault lab
 //! (not published).
 //!
-//! - [`python`]: launches Python `websockets` peers (an echo server, a process
-//!   holding many clients), on loopback or inside a network namespace, stops and
+//! - [`python`]: launches Python `websockets` peers (an echo server with optional
+//!   keepalive and JSON heartbeats, a process holding many clients; the scripts
+//!   are in `py/`), on loopback or inside a network namespace, stops and
 //!   resumes them with `SIGSTOP`/`SIGCONT`, and decides whether an interop test may
 //!   skip ([`python::require_websockets`]: never under `CI=true`).
-//! - [`proxy`]: a loopback TCP proxy with a switch that silently drops everything in
-//!   both directions while keeping both sockets open (no FIN, no RST): the half-open
-//!   case at the application level.
+//! - [`proxy`]: a loopback TCP proxy with a switch, for all connections or for one,
+//!   that silently drops everything in both directions while keeping both sockets
+//!   open (no FIN, no RST): the half-open case at the application level.
 //! - [`delay`]: a loopback TCP proxy adding a fixed latency each way.
 //! - [`netns`]: two network namespaces joined by a veth pair, and nftables
 //!   blackholes between them (the half-open case at the packet level); removed on
@@ -39,6 +40,6 @@ pub use delay::DelayProxy;
 pub use netns::{NetnsPair, Side};
 pub use process::{Event, JsonProc};
 pub use proxy::SilentProxy;
-pub use python::{require_websockets, PyPeer};
+pub use python::{require_websockets, PyPeer, ServerOptions};
 pub use rng::Rng;
 pub use skip::require_netns;

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// RST is sent, so only an application-level heartbeat can notice. Turning the
 /// switch off resumes forwarding (bytes dropped meanwhile are gone, so the stream
 /// is corrupt afterwards: use it to model a dead link, not a healed one).
+/// [`set_connection_silent`](SilentProxy::set_connection_silent) silences one
+/// connection only, so a client that reconnects through the proxy gets a working
+/// link while its old one stays half-open.
 ///
 /// Each connection costs two threads; meant for a handful of connections.
 pub struct SilentProxy {
@@ -28,6 +31,8 @@ struct Shared {
     dropped: AtomicU64,
     forwarded: AtomicU64,
     sockets: Mutex<Vec<TcpStream>>,
+    /// One switch per accepted connection, in accept order.
+    connections: Mutex<Vec<Arc<AtomicBool>>>,
 }
 
 impl SilentProxy {
@@ -49,6 +54,7 @@ impl SilentProxy {
             dropped: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             sockets: Mutex::new(Vec::new()),
+            connections: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let acceptor = std::thread::spawn(move || accept_loop(listener, upstream, s));
@@ -67,6 +73,22 @@ impl SilentProxy {
     /// Turns silence on (drop everything) or off (forward again).
     pub fn set_silent(&self, silent: bool) {
         self.shared.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// Turns silence on or off for the `i`-th connection accepted (0-based) only;
+    /// the others keep following [`set_silent`](Self::set_silent).
+    ///
+    /// # Panics
+    /// If fewer than `i + 1` connections were accepted (see
+    /// [`connections`](Self::connections)).
+    pub fn set_connection_silent(&self, i: usize, silent: bool) {
+        let connections = self.shared.connections.lock().expect("no panic while held");
+        connections[i].store(silent, Ordering::SeqCst);
+    }
+
+    /// How many connections the proxy has accepted (and forwarded upstream) so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.lock().map_or(0, |c| c.len())
     }
 
     /// Bytes discarded while silent, both directions.
@@ -113,10 +135,19 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
                 if let Ok(mut sockets) = shared.sockets.lock() {
                     sockets.extend([down2.try_clone(), up2.try_clone()].into_iter().flatten());
                 }
-                let s1 = shared.clone();
-                let s2 = shared.clone();
-                std::thread::spawn(move || pump(down, up2, s1));
-                std::thread::spawn(move || pump(up, down2, s2));
+                let own = Arc::new(AtomicBool::new(false));
+                if let Ok(mut connections) = shared.connections.lock() {
+                    connections.push(own.clone());
+                }
+                let link = |from, to| Link {
+                    from,
+                    to,
+                    shared: shared.clone(),
+                    own: own.clone(),
+                };
+                let (a, b) = (link(down, up2), link(up, down2));
+                std::thread::spawn(move || a.pump());
+                std::thread::spawn(move || b.pump());
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(_) => std::thread::sleep(POLL),
@@ -124,33 +155,52 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
     }
 }
 
-/// Copies `from` to `to` until either ends or the proxy stops; discards while silent.
-/// An end is propagated as a write shutdown only while not silent (a silent link
-/// carries no FIN either).
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
-    let mut buf = [0u8; 16 * 1024];
-    while !shared.stop.load(Ordering::SeqCst) {
-        match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) if shared.silent.load(Ordering::SeqCst) => {
-                shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
+/// One direction of one proxied connection.
+struct Link {
+    from: TcpStream,
+    to: TcpStream,
+    shared: Arc<Shared>,
+    /// This connection's own switch (see [`SilentProxy::set_connection_silent`]).
+    own: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Copies `from` to `to` until either ends or the proxy stops; discards while
+    /// silent. An end is propagated as a write shutdown only while not silent (a
+    /// silent link carries no FIN either).
+    fn pump(mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        while !self.stopped() {
+            match self.from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) if self.silent() => {
+                    self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                shared.forwarded.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n) => {
+                    if self.to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    self.shared.forwarded.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => break,
         }
+        // While silent, stay silent: no FIN reaches the other side until the proxy stops.
+        while self.silent() && !self.stopped() {
+            std::thread::sleep(POLL);
+        }
+        let _ = self.to.shutdown(Shutdown::Write);
     }
-    // While silent, stay silent: no FIN reaches the other side until the proxy stops.
-    while shared.silent.load(Ordering::SeqCst) && !shared.stop.load(Ordering::SeqCst) {
-        std::thread::sleep(POLL);
+
+    fn silent(&self) -> bool {
+        self.shared.silent.load(Ordering::SeqCst) || self.own.load(Ordering::SeqCst)
     }
-    let _ = to.shutdown(Shutdown::Write);
+
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
 }
 
 const POLL: Duration = Duration::from_millis(20);
@@ -163,8 +213,7 @@ mod tests {
     fn forwards_then_drops_silently_without_closing() {
         let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
         let proxy = SilentProxy::start(upstream.local_addr().unwrap()).unwrap();
-        let mut client = TcpStream::connect(proxy.addr()).unwrap();
-        let (mut server, _) = upstream.accept().unwrap();
+        let (mut client, mut server) = connect(&proxy, &upstream);
         client.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).unwrap();
@@ -172,17 +221,55 @@ mod tests {
 
         proxy.set_silent(true);
         client.write_all(b"lost").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let err = server.read(&mut buf).unwrap_err();
-        assert!(matches!(
-            err.kind(),
-            ErrorKind::WouldBlock | ErrorKind::TimedOut
-        ));
+        assert_nothing_arrives(&mut server);
         // Writes still succeed: the proxy's kernel ACKs; nothing is closed.
         server.write_all(b"also lost").unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert!(proxy.dropped_bytes() >= 13);
+    }
+
+    #[test]
+    fn one_connection_goes_silent_while_a_later_one_forwards() {
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = SilentProxy::start(upstream.local_addr().unwrap()).unwrap();
+        let (mut first, mut first_up) = connect(&proxy, &upstream);
+        proxy.set_connection_silent(0, true);
+        let (mut second, mut second_up) = connect(&proxy, &upstream);
+
+        first.write_all(b"lost").unwrap();
+        second.write_all(b"kept").unwrap();
+        let mut buf = [0u8; 4];
+        second_up.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"kept");
+        assert_nothing_arrives(&mut first_up);
+        // The silenced one holds its sockets open: closing upstream sends no FIN on.
+        drop(first_up);
+        assert_nothing_arrives(&mut first);
+        assert_eq!(proxy.connections(), 2);
+        assert_eq!(proxy.dropped_bytes(), 4);
+    }
+
+    /// A client connected through `proxy` and its upstream end, once the proxy has
+    /// registered the connection.
+    fn connect(proxy: &SilentProxy, upstream: &TcpListener) -> (TcpStream, TcpStream) {
+        let before = proxy.connections();
+        let client = TcpStream::connect(proxy.addr()).unwrap();
+        let (server, _) = upstream.accept().unwrap();
+        while proxy.connections() == before {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (client, server)
+    }
+
+    /// Neither data nor an end of stream reaches `stream` within 200 ms.
+    fn assert_nothing_arrives(stream: &mut TcpStream) {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let err = stream.read(&mut [0u8; 16]).unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut
+        ));
     }
 }

@@ -42,19 +42,81 @@ pub fn websockets_version() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// What the Python server runs: its own keepalive and its JSON heartbeat mode.
+///
+/// The default is a plain echo server with no keepalive of its own (it answers
+/// pings, as every `websockets` peer does, but sends none), so only our side's
+/// heartbeat is under test.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerOptions {
+    /// `websockets`' own ping interval (`None`: it sends no pings).
+    pub ping_interval: Option<Duration>,
+    /// How long `websockets` waits for the pong to its ping (`None`: forever).
+    pub ping_timeout: Option<Duration>,
+    /// Answer `{"type":"ping","timestamp":t}` text messages with the matching
+    /// `{"type":"pong",...}` instead of echoing them; the text `pongs?` is answered
+    /// with `pongs=<n>`, the number of our JSON pongs that matched its JSON pings.
+    pub json: bool,
+    /// With [`json`](Self::json): send a JSON ping this often (`None`: never).
+    pub json_ping_interval: Option<Duration>,
+}
+
+impl ServerOptions {
+    /// Turns the server's own keepalive on: a ping every `interval`, a pong
+    /// expected within `timeout`.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.ping_interval = Some(interval);
+        self.ping_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns JSON heartbeats on: answer JSON pings and, if `ping_interval` is
+    /// given, send JSON pings that often.
+    pub fn json(mut self, ping_interval: Option<Duration>) -> Self {
+        self.json = true;
+        self.json_ping_interval = ping_interval;
+        self
+    }
+
+    /// The command-line arguments of `py/server.py` for these options.
+    fn args(&self, host: IpAddr) -> Vec<String> {
+        let mut args = vec!["--host".to_owned(), host.to_string()];
+        let secs = |d: Duration| d.as_secs_f64().to_string();
+        if let Some(d) = self.ping_interval {
+            args.extend(["--ping-interval".to_owned(), secs(d)]);
+        }
+        if let Some(d) = self.ping_timeout {
+            args.extend(["--ping-timeout".to_owned(), secs(d)]);
+        }
+        if self.json {
+            args.push("--json".to_owned());
+        }
+        if let Some(d) = self.json_ping_interval {
+            args.extend(["--json-ping-interval".to_owned(), secs(d)]);
+        }
+        args
+    }
+}
+
 /// A running Python peer process. Dropping it resumes (if stopped), kills and
 /// reaps the process.
+///
+/// Starting one blocks until the process reports that it is ready (its port, or
+/// its connections), which takes up to a second or so. An async test whose own
+/// runtime must serve the peer meanwhile (our server accepting Python clients)
+/// starts it off the runtime, e.g. with `tokio::task::spawn_blocking`.
 pub struct PyPeer {
     child: Child,
     lines: Receiver<String>,
-    /// The server's address (for [`PyPeer::echo_server`]).
+    /// The server's address (for [`PyPeer::echo_server`] and [`PyPeer::server`]).
     pub addr: Option<SocketAddr>,
 }
 
 impl PyPeer {
     /// An echo server on `127.0.0.1` (random port). It answers pings (as every
     /// `websockets` peer does) and echoes messages. `ping_interval`: the server's own
-    /// keepalive (`None`: it sends no pings, so only our side detects anything).
+    /// keepalive, with a pong timeout of the same length (`None`: it sends no pings,
+    /// so only our side detects anything).
     pub fn echo_server(ping_interval: Option<Duration>) -> std::io::Result<PyPeer> {
         Self::echo_server_in(None, Ipv4Addr::LOCALHOST.into(), ping_interval)
     }
@@ -67,12 +129,38 @@ impl PyPeer {
         host: IpAddr,
         ping_interval: Option<Duration>,
     ) -> std::io::Result<PyPeer> {
-        let pi = ping_interval.map_or("none".to_owned(), |d| d.as_secs_f64().to_string());
-        let mut peer = Self::spawn(netns, SERVER, &[&pi, &host.to_string()])?;
+        let options = match ping_interval {
+            Some(d) => ServerOptions::default().keepalive(d, d),
+            None => ServerOptions::default(),
+        };
+        Self::server_in(netns, host, &options)
+    }
+
+    /// A server on `127.0.0.1` (random port) running `options`; see
+    /// [`ServerOptions`]. [`addr`](Self::addr) holds its address.
+    pub fn server(options: &ServerOptions) -> std::io::Result<PyPeer> {
+        Self::server_in(None, Ipv4Addr::LOCALHOST.into(), options)
+    }
+
+    /// Like [`server`](Self::server), listening on `host` (random port), run inside
+    /// network namespace `netns` if given.
+    pub fn server_in(
+        netns: Option<&str>,
+        host: IpAddr,
+        options: &ServerOptions,
+    ) -> std::io::Result<PyPeer> {
+        let args = options.args(host);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut peer = Self::spawn(netns, SERVER, &args)?;
         let line = peer.wait_for("PORT ", STARTUP)?;
         let port: u16 = line[5..].trim().parse().map_err(invalid)?;
         peer.addr = Some(SocketAddr::new(host, port));
         Ok(peer)
+    }
+
+    /// The server's `ws://` URL (for a peer started as a server).
+    pub fn url(&self) -> Option<String> {
+        self.addr.map(|a| format!("ws://{a}/"))
     }
 
     /// One process holding `n` client connections to `url` (`ws://127.x.x.x:port/`),
@@ -178,59 +266,11 @@ fn invalid(e: impl std::fmt::Display) -> std::io::Error {
 
 const STARTUP: Duration = Duration::from_secs(15);
 
-const SERVER: &str = r#"
-import asyncio, sys
-from websockets.asyncio.server import serve
+/// The server: `py/server.py` (flags in [`ServerOptions::args`]).
+const SERVER: &str = include_str!("../py/server.py");
 
-async def echo(ws):
-    try:
-        async for message in ws:
-            await ws.send(message)
-    except Exception:
-        pass
-
-async def main():
-    pi = None if sys.argv[1] == "none" else float(sys.argv[1])
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
-    async with serve(echo, host, 0, ping_interval=pi, ping_timeout=pi,
-                     close_timeout=1) as server:
-        print("PORT", server.sockets[0].getsockname()[1], flush=True)
-        await asyncio.Future()
-
-asyncio.run(main())
-"#;
-
-const CLIENTS: &str = r#"
-import asyncio, sys
-from websockets.asyncio.client import connect
-
-async def one(uri, i, ready):
-    try:
-        async with connect(uri, ping_interval=None, close_timeout=1) as ws:
-            ready.release()
-            try:
-                async for message in ws:
-                    await ws.send(message)
-            except Exception:
-                pass
-            print("CLOSED", i, ws.close_code, flush=True)
-    except Exception as e:
-        print("FAILED", i, repr(e), flush=True)
-        ready.release()
-
-async def main():
-    uri, n = sys.argv[1], int(sys.argv[2])
-    ready = asyncio.Semaphore(0)
-    tasks = [asyncio.create_task(one(uri, i, ready)) for i in range(n)]
-    for _ in range(n):
-        await ready.acquire()
-    print("CONNECTED", n, flush=True)
-    await asyncio.gather(*tasks)
-    print("ALL CLOSED", flush=True)
-    await asyncio.Future()
-
-asyncio.run(main())
-"#;
+/// Many clients in one process: `py/clients.py URL N`.
+const CLIENTS: &str = include_str!("../py/clients.py");
 
 #[cfg(test)]
 mod tests {
@@ -244,6 +284,46 @@ mod tests {
         let peer = PyPeer::echo_server(None).unwrap();
         let addr = peer.addr.unwrap();
         assert!(addr.ip().is_loopback());
+        std::net::TcpStream::connect(addr).unwrap();
+    }
+
+    #[test]
+    fn server_options_become_the_flags_of_the_server_script() {
+        let host = IpAddr::from(Ipv4Addr::LOCALHOST);
+        assert_eq!(ServerOptions::default().args(host), ["--host", "127.0.0.1"]);
+        let options = ServerOptions::default()
+            .keepalive(Duration::from_millis(200), Duration::from_millis(500))
+            .json(Some(Duration::from_millis(250)));
+        assert_eq!(
+            options.args(host),
+            [
+                "--host",
+                "127.0.0.1",
+                "--ping-interval",
+                "0.2",
+                "--ping-timeout",
+                "0.5",
+                "--json",
+                "--json-ping-interval",
+                "0.25"
+            ]
+        );
+        for flag in ["--ping-interval", "--ping-timeout", "--json-ping-interval"] {
+            assert!(SERVER.contains(flag), "server.py takes {flag}");
+        }
+    }
+
+    #[test]
+    fn a_server_with_keepalive_and_json_starts_and_reports_its_url() {
+        if !require_websockets("a_server_with_keepalive_and_json_starts_and_reports_its_url") {
+            return;
+        }
+        let options = ServerOptions::default()
+            .keepalive(Duration::from_millis(200), Duration::from_millis(500))
+            .json(Some(Duration::from_millis(200)));
+        let peer = PyPeer::server(&options).unwrap();
+        let addr = peer.addr.unwrap();
+        assert_eq!(peer.url(), Some(format!("ws://{addr}/")));
         std::net::TcpStream::connect(addr).unwrap();
     }
 }

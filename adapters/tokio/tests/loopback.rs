@@ -5,9 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{echo_server, ms, options, Proxy};
+use common::{echo_server, ms, options};
 use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::{CloseCode, Health, PingFlood, Role, State};
+use heartbeat_test_support::SilentProxy;
 use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{connect, Error, Initiator, Options, Registry};
 
@@ -111,12 +112,12 @@ async fn silent_half_open_link_is_detected_by_both_sides_and_others_are_undistur
     let registry = Registry::new();
     let url = echo_server(options(Role::Server, 200, 300, 200), registry.clone()).await;
     let server_addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
-    let proxy = Proxy::start(server_addr).await;
+    let proxy = SilentProxy::start(server_addr).unwrap();
 
     let mut bystander_conns = connect(url.clone(), options(Role::Client, 200, 300, 200));
     let bystander = bystander_conns.next().await.unwrap();
     let mut conns = connect(
-        format!("ws://{}", proxy.addr),
+        format!("ws://{}", proxy.addr()),
         options(Role::Client, 200, 300, 200),
     );
     let victim = conns.next().await.unwrap();
@@ -125,7 +126,7 @@ async fn silent_half_open_link_is_detected_by_both_sides_and_others_are_undistur
     assert_eq!(victim.status().health, Health::Healthy);
 
     let frozen_at = Instant::now();
-    proxy.freeze(0);
+    proxy.set_connection_silent(0, true);
     let client_seen = tokio::spawn({
         let victim = victim.sender();
         async move { (victim.dead().await, frozen_at.elapsed()) }

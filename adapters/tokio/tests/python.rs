@@ -9,8 +9,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ms, options, PyPeer};
+use common::{ms, off_runtime, options};
 use heartbeat_core::{Config, Health, Liveness, Role, State};
+use heartbeat_test_support::{require_websockets, PyPeer, ServerOptions};
 use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{connect, Error, JsonCodec, Options, Registry};
 use tokio::net::TcpListener;
@@ -18,22 +19,32 @@ use tokio::net::TcpListener;
 /// Slack on top of `interval + timeout` for a loaded 2-core machine.
 const SLACK: Duration = Duration::from_millis(250);
 
-async fn python_server(args: &[&str]) -> (PyPeer, String) {
-    let peer = PyPeer::spawn("server.py", args).await;
-    let url = format!(
-        "ws://127.0.0.1:{}",
-        peer.port.expect("server prints its port")
-    );
+/// A Python echo server running `options`, and its URL.
+async fn python_server(options: ServerOptions) -> (PyPeer, String) {
+    let peer = off_runtime(move || PyPeer::server(&options))
+        .await
+        .expect("python server");
+    let url = peer.url().expect("a server has an address");
     (peer, url)
+}
+
+/// A Python client connected to `url`, echoing, with no keepalive of its own.
+async fn python_client(url: &str) -> PyPeer {
+    let url = url.to_owned();
+    off_runtime(move || PyPeer::clients(&url, 1))
+        .await
+        .expect("python client")
 }
 
 #[tokio::test]
 async fn python_server_pinging_every_200ms_and_our_client_exchange_data_without_spurious_close() {
-    if !common::python_websockets() {
+    if !require_websockets(
+        "python_server_pinging_every_200ms_and_our_client_exchange_data_without_spurious_close",
+    ) {
         return;
     }
     common::init_tracing();
-    let (_py, url) = python_server(&["--ping-interval", "0.2", "--ping-timeout", "0.5"]).await;
+    let (_py, url) = python_server(ServerOptions::default().keepalive(ms(200), ms(500))).await;
     let mut conns = connect(url, options(Role::Client, 300, 500, 500));
     let mut conn = conns.next().await.unwrap();
 
@@ -66,11 +77,13 @@ async fn python_server_pinging_every_200ms_and_our_client_exchange_data_without_
 
 #[tokio::test]
 async fn stopped_python_server_is_detected_within_bound_then_reconnected_after_sigcont() {
-    if !common::python_websockets() {
+    if !require_websockets(
+        "stopped_python_server_is_detected_within_bound_then_reconnected_after_sigcont",
+    ) {
         return;
     }
     common::init_tracing();
-    let (py, url) = python_server(&[]).await; // no Python keepalive: only ours runs
+    let (py, url) = python_server(ServerOptions::default()).await; // no Python keepalive: only ours runs
     let opts = Options::new(common::config_connect(Role::Client, 200, 300, 300, 400)).seed(1);
     let mut conns = connect(url, opts);
     let mut conn = conns.next().await.unwrap();
@@ -109,7 +122,9 @@ async fn stopped_python_server_is_detected_within_bound_then_reconnected_after_s
 
 #[tokio::test]
 async fn our_server_removes_a_stopped_python_client_within_bound_and_keeps_the_live_one() {
-    if !common::python_websockets() {
+    if !require_websockets(
+        "our_server_removes_a_stopped_python_client_within_bound_and_keeps_the_live_one",
+    ) {
         return;
     }
     common::init_tracing();
@@ -135,10 +150,10 @@ async fn our_server_removes_a_stopped_python_client_within_bound_and_keeps_the_l
         });
     }
 
-    let hung = PyPeer::spawn("client.py", &[&url]).await;
+    let hung = python_client(&url).await;
     wait_for(|| registry.len() == 1).await;
     let hung_id = registry.ids()[0];
-    let _live = PyPeer::spawn("client.py", &[&url]).await;
+    let _live = python_client(&url).await;
     wait_for(|| registry.len() == 2).await;
     let live_id = *registry.ids().iter().find(|&&id| id != hung_id).unwrap();
     tokio::time::sleep(ms(400)).await;
@@ -167,11 +182,11 @@ async fn our_server_removes_a_stopped_python_client_within_bound_and_keeps_the_l
 
 #[tokio::test]
 async fn json_heartbeats_against_a_python_server_answering_and_sending_them() {
-    if !common::python_websockets() {
+    if !require_websockets("json_heartbeats_against_a_python_server_answering_and_sending_them") {
         return;
     }
     common::init_tracing();
-    let (_py, url) = python_server(&["--json", "--json-ping-interval", "0.2"]).await;
+    let (_py, url) = python_server(ServerOptions::default().json(Some(ms(200)))).await;
     let config = Config::builder()
         .ping_interval(ms(200))
         .pong_timeout(ms(300))
@@ -230,11 +245,11 @@ async fn after_a_stopped_server_is_declared_dead_the_first_reconnect_attempt_wai
     // A SIGSTOPped server will never answer our close. With close_timeout 10 s the
     // old driver waited the whole 10 s before its first attempt; now the attempt
     // follows the verdict by the backoff delay alone (100 ms here, no jitter).
-    if !common::python_websockets() {
+    if !require_websockets("after_a_stopped_server_is_declared_dead_the_first_reconnect_attempt_waits_for_the_backoff_alone") {
         return;
     }
     common::init_tracing();
-    let (py, url) = python_server(&[]).await;
+    let (py, url) = python_server(ServerOptions::default()).await;
     let events: Arc<Mutex<Vec<(Instant, &'static str)>>> = Arc::default();
     let log = events.clone();
     let config = common::config_connect(Role::Client, 200, 300, 10_000, 400);

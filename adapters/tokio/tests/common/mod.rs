@@ -1,20 +1,16 @@
-//! Helpers shared by the integration tests: configs, in-memory and loopback peers,
-//! Python `websockets` peers, and a freezable TCP proxy.
+//! Helpers shared by the integration tests: configs, in-memory and loopback peers.
+//! Python `websockets` peers and the silent proxy come from `heartbeat-test-support`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use heartbeat_core::{Backoff, Config, Jitter, Role};
 use heartbeat_tokio::tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use heartbeat_tokio::tokio_tungstenite::WebSocketStream;
 use heartbeat_tokio::{Options, Registry};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::io::DuplexStream;
+use tokio::net::TcpListener;
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -105,151 +101,11 @@ pub async fn echo_server(options: Options, registry: Registry) -> String {
     url
 }
 
-// ----- Python peers --------------------------------------------------------------
-
-/// Whether Python `websockets` is importable. Missing it fails the test under CI
-/// (CI=true) and skips it locally.
-pub fn python_websockets() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import websockets, sys; sys.exit(0 if int(websockets.__version__.split('.')[0]) >= 13 else 1)"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "python3 with websockets>=13 is required in CI (pip install 'websockets>=17,<18')"
-            );
-        }
-        eprintln!("SKIPPED: python3 websockets not installed");
-    }
-    ok
-}
-
-/// A Python peer process; killed when dropped.
-pub struct PyPeer {
-    pub child: Child,
-    pub port: Option<u16>,
-}
-
-impl PyPeer {
-    /// Runs `tests/py/<script>` with `args`. If it prints `PORT <n>` first, `port` is set;
-    /// waits for the first line either way (`READY`/`CONNECTED`/`PORT n`).
-    pub async fn spawn(script: &str, args: &[&str]) -> PyPeer {
-        let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("python3")
-            .arg("-u")
-            .arg(&path)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn python3");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("python peer printed nothing within 10 s")
-            .unwrap()
-            .expect("python peer exited early");
-        let port = first
-            .strip_prefix("PORT ")
-            .map(|p| p.trim().parse().unwrap());
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        PyPeer { child, port }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("python peer running")
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
-
-    /// SIGSTOP: the process hangs; its kernel keeps ACKing, so only heartbeats notice.
-    pub fn stop(&self) {
-        self.signal("STOP");
-    }
-
-    /// SIGCONT.
-    pub fn resume(&self) {
-        self.signal("CONT");
-    }
-}
-
-// ----- a freezable proxy -----------------------------------------------------------
-
-/// A TCP proxy on 127.0.0.1 to `upstream`. Each accepted connection gets a switch:
-/// frozen, it stops forwarding in both directions without closing either socket
-/// (the kernel still ACKs, exactly like a hung middlebox or peer).
-pub struct Proxy {
-    pub addr: std::net::SocketAddr,
-    switches: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let switches: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>> = Default::default();
-        let list = switches.clone();
-        tokio::spawn(async move {
-            while let Ok((down, _)) = listener.accept().await {
-                let Ok(up) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let _ = down.set_nodelay(true);
-                let _ = up.set_nodelay(true);
-                let frozen = Arc::new(AtomicBool::new(false));
-                list.lock().unwrap().push(frozen.clone());
-                let (dr, dw) = down.into_split();
-                let (ur, uw) = up.into_split();
-                tokio::spawn(pump(dr, uw, frozen.clone()));
-                tokio::spawn(pump(ur, dw, frozen));
-            }
-        });
-        Proxy { addr, switches }
-    }
-
-    pub fn connections(&self) -> usize {
-        self.switches.lock().unwrap().len()
-    }
-
-    /// Freezes the `i`-th connection accepted (0-based).
-    pub fn freeze(&self, i: usize) {
-        self.switches.lock().unwrap()[i].store(true, Ordering::SeqCst);
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if frozen.load(Ordering::SeqCst) {
-            // Hold both sockets open and move nothing, for as long as the test runs.
-            std::future::pending::<()>().await;
-        }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if frozen.load(Ordering::SeqCst) {
-            continue; // swallowed: a blackhole drops what is in flight
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
+/// Runs a blocking `heartbeat_test_support` call (starting a Python peer waits for
+/// its first line) off the runtime, so this runtime keeps serving the peer
+/// meanwhile (our server accepting a Python client).
+pub async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking helper panicked")
 }

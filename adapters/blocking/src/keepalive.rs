@@ -4,9 +4,11 @@ use std::borrow::Borrow;
 use std::io::ErrorKind;
 use std::net::{Shutdown, TcpStream};
 
-use heartbeat_core::{CloseCode, Config, DeathReason, HeartbeatMachine, Instant, State};
+use heartbeat_core::{
+    CloseCode, Config, DeathReason, HeartbeatMachine, Instant, PongOutcome, State,
+};
 use heartbeat_transport::tungstenite::{incoming, incoming_from_error, WsTransport};
-use heartbeat_transport::{drive, feed, seed, Clock, Incoming, NoTransport, Outcome};
+use heartbeat_transport::{drive, feed, seed, Clock, Fed, Incoming, NoTransport, Outcome};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
 use crate::connect;
@@ -300,7 +302,12 @@ impl<C: Borrow<Config>> KeepAlive<C> {
     /// Feeds one frame; returns it if it is for the application.
     fn on_frame(&mut self, msg: Message) -> Option<Message> {
         let now = self.clock.now();
-        let _ = feed(&mut self.hb, now, incoming(&msg));
+        if let Fed::Pong(PongOutcome::Matched { rtt: Some(rtt), .. }) =
+            feed(&mut self.hb, now, incoming(&msg))
+        {
+            // Every connection's round trips feed the process's systemic delay.
+            LOCAL_LAG.record_rtt(self.clock.to_std(now), rtt);
+        }
         // Execute at once: the machine's pong replaces tungstenite's queued one, and
         // what the frame caused goes out before the application sees it.
         self.pump(now);

@@ -3,9 +3,9 @@
 
 use std::io::ErrorKind;
 
-use heartbeat_core::{Instant, State};
+use heartbeat_core::{Instant, PongOutcome, State};
 use heartbeat_transport::tungstenite::{incoming, incoming_from_error};
-use heartbeat_transport::{feed, Incoming};
+use heartbeat_transport::{feed, Fed, Incoming};
 use tungstenite::{Error as WsError, Message};
 
 use crate::conn::{Conn, Io};
@@ -31,7 +31,12 @@ impl Reactor {
                     return;
                 }
             };
-            let _ = feed(&mut conn.hb, now, incoming(&msg));
+            if let Fed::Pong(PongOutcome::Matched { rtt: Some(rtt), .. }) =
+                feed(&mut conn.hb, now, incoming(&msg))
+            {
+                // Every connection's round trips feed the loop's systemic delay.
+                self.lag.record_rtt(self.clock.to_std(now), rtt);
+            }
             if matches!(msg, Message::Text(_) | Message::Binary(_)) {
                 self.pending.push_back(Event::Message(id, msg));
             }

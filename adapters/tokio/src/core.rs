@@ -414,6 +414,8 @@ where
             rtt: Some(rtt),
         } = self.hb.borrow_mut().handle_pong(now, payload)
         {
+            // Every connection's round trips feed the process's systemic delay.
+            LOCAL_LAG.record_rtt(std::time::Instant::now(), rtt);
             emit(&self.observer, Event::Pong { seq, rtt });
         }
     }

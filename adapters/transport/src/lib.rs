@@ -88,7 +88,7 @@ pub mod tungstenite;
 
 pub use clock::{seed, Clock};
 pub use drive::{drive, feed, Fed, Incoming, Outcome};
-pub use lag::LagMeter;
+pub use lag::{LagMeter, SYSTEMIC_MIN_SAMPLES};
 pub use transport::{Handover, NoTransport, Transport};
 
 #[cfg(test)]

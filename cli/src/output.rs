@@ -44,6 +44,11 @@ impl Out {
         }
     }
 
+    /// Whether events are JSON lines (`--json`) rather than text.
+    pub fn is_json(&self) -> bool {
+        self.inner.json
+    }
+
     /// Seconds since the program started.
     pub fn elapsed(&self) -> f64 {
         self.inner.start.elapsed().as_secs_f64()

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -38,13 +39,20 @@ struct Server {
 }
 
 impl Server {
+    /// `serve --json` at I = 200 ms, T = 500 ms; its output after the address is not read.
     fn start(extra: &[&str]) -> Server {
+        let mut extra = extra.to_vec();
+        extra.push("--json");
+        Server::start_watched(&extra).0
+    }
+
+    /// [`Server::start`], and every later stdout line on a channel (read by a thread).
+    fn start_watched(extra: &[&str]) -> (Server, mpsc::Receiver<String>) {
         let mut child = heartbeat()
             .args([
                 "serve",
                 "--bind",
                 "127.0.0.1:0",
-                "--json",
                 "--interval",
                 "200ms",
                 "--timeout",
@@ -54,15 +62,31 @@ impl Server {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn serve");
-        let stdout = child.stdout.take().expect("piped");
+        let json = extra.contains(&"--json");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut first = String::new();
-        BufReader::new(stdout)
+        stdout
             .read_line(&mut first)
             .expect("serve prints its address");
-        let v: Value = serde_json::from_str(&first).expect("JSON");
-        assert_eq!(v["event"], "listening");
-        let url = format!("ws://{}/", v["addr"].as_str().expect("addr"));
-        Server { child, url }
+        let addr = if json {
+            let v: Value = serde_json::from_str(&first).expect("JSON");
+            assert_eq!(v["event"], "listening");
+            v["addr"].as_str().expect("addr").to_owned()
+        } else {
+            // "listening on ws://ADDR  (heartbeat every ...)"
+            let rest = first.split("ws://").nth(1).expect("an address");
+            rest.split_whitespace().next().expect("addr").to_owned()
+        };
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let url = format!("ws://{addr}/");
+        (Server { child, url }, lines)
     }
 
     fn signal(&self, sig: &str) {
@@ -220,6 +244,98 @@ fn ping_app_json_against_serve_app_json() {
     assert_eq!(out.status.code(), Some(0));
     let lines = json_lines(&out);
     assert_eq!(events(&lines, "pong").len(), 2, "{lines:?}");
+}
+
+/// A `heartbeat ping` client of `server` pinging every 1 s (so that the server's own
+/// pings, every 200 ms, dominate); killed on drop.
+struct PingClient(Child);
+
+impl PingClient {
+    fn start(server: &Server) -> PingClient {
+        let child = heartbeat()
+            .args(["ping", &server.url, "--interval", "1s", "--json"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn ping");
+        PingClient(child)
+    }
+}
+
+impl Drop for PingClient {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_json_reports_each_connections_pings_and_pongs() {
+    let (server, lines) = Server::start_watched(&["--json"]);
+    let _client = PingClient::start(&server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen: Vec<Value> = Vec::new();
+    while events(&seen, "pong").len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no third pong within 20 s: {seen:#?}"));
+        seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")));
+    }
+    assert!(events(&seen, "dead").is_empty(), "{seen:#?}");
+    let connected = events(&seen, "connected");
+    assert_eq!(connected.len(), 1, "{seen:#?}");
+    let conn = connected[0]["conn"].as_u64().expect("a connection id");
+    let who = &connected[0]["who"];
+    let pings = events(&seen, "ping");
+    let pongs = events(&seen, "pong");
+    for e in pings.iter().chain(&pongs) {
+        assert_eq!(e["conn"], conn, "{e}");
+        assert_eq!(&e["who"], who, "{e}");
+        assert!(e["t"].is_f64(), "{e}");
+    }
+    // Pings count from 0; every pong answers a ping printed before it, with an RTT.
+    let ping_seqs: Vec<u64> = pings.iter().filter_map(|p| p["seq"].as_u64()).collect();
+    assert_eq!(
+        ping_seqs,
+        (0..ping_seqs.len() as u64).collect::<Vec<_>>(),
+        "{seen:#?}"
+    );
+    for (k, pong) in pongs.iter().enumerate() {
+        let seq = pong["seq"].as_u64().expect("seq");
+        assert!(ping_seqs.contains(&seq), "{pong} answers no ping");
+        let rtt = pong["rtt_ms"].as_f64().expect("rtt_ms");
+        // Loopback; generous for a debug build on a busy machine.
+        assert!((0.0..500.0).contains(&rtt), "{pong}");
+        if k > 0 {
+            assert!(seq > pongs[k - 1]["seq"].as_u64().unwrap_or(0), "{seen:#?}");
+        }
+    }
+}
+
+#[test]
+fn serve_text_logs_connections_but_not_every_ping() {
+    let (server, lines) = Server::start_watched(&[]);
+    let client = PingClient::start(&server);
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a connect line");
+    assert!(
+        first.contains("client1") && first.contains("connected from"),
+        "{first}"
+    );
+    // Five of the server's ping intervals (200 ms) with a healthy client.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(client);
+    drop(server); // killed: the reader thread's channel ends
+    let rest: Vec<String> = lines.iter().collect();
+    // At most the client's departure; no line per ping or pong.
+    assert!(rest.len() <= 1, "{first}\n{rest:#?}");
+    assert!(
+        !rest
+            .iter()
+            .any(|l| l.contains("ping") || l.contains("pong")),
+        "{rest:#?}"
+    );
 }
 
 #[test]

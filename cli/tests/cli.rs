@@ -354,6 +354,31 @@ fn ping_to_nothing_listening_exits_3() {
 }
 
 #[test]
+fn connect_timeout_bounds_a_server_that_never_answers_the_upgrade() {
+    // Accepts TCP, never answers the WebSocket upgrade. Before the machine owned the
+    // connect timer, `ping` waited a fixed 10 s here whatever the options said.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let _hold = std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(5));
+        drop(held);
+    });
+    let start = Instant::now();
+    let out = ping_json(&url, &["--connect-timeout", "300ms"]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(3), "could not connect");
+    let lines = json_lines(&out);
+    let failed = events(&lines, "connect_failed");
+    assert!(!failed.is_empty());
+    assert!(
+        failed[0]["error"].as_str().unwrap_or("").contains("connect timeout"),
+        "{failed:?}"
+    );
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+}
+
+#[test]
 fn bad_options_get_a_one_line_error_and_exit_2() {
     for args in [
         vec!["ping", "ws://127.0.0.1:1/", "--interval", "fast"],

@@ -372,7 +372,10 @@ fn connect_timeout_bounds_a_server_that_never_answers_the_upgrade() {
     let failed = events(&lines, "connect_failed");
     assert!(!failed.is_empty());
     assert!(
-        failed[0]["error"].as_str().unwrap_or("").contains("connect timeout"),
+        failed[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connect timeout"),
         "{failed:?}"
     );
     assert!(took < Duration::from_millis(2500), "took {took:?}");

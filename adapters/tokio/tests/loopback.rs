@@ -64,7 +64,14 @@ async fn client_and_server_exchange_data_with_live_rtt() {
 async fn application_close_ends_both_sides_and_stops_reconnecting() {
     let registry = Registry::new();
     let url = echo_server(options(Role::Server, 100, 300, 300), registry.clone()).await;
-    let mut conns = connect(url, options(Role::Client, 100, 300, 300));
+    let closes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = closes.clone();
+    let observed = options(Role::Client, 100, 300, 300).observe(move |e| {
+        if let heartbeat_tokio::Event::Closed { code } = e {
+            seen.lock().unwrap().push(*code);
+        }
+    });
+    let mut conns = connect(url, observed);
     let (tx, mut rx) = conns.next().await.unwrap().split();
     wait_until(ms(2000), || registry.len() == 1).await;
 
@@ -88,6 +95,11 @@ async fn application_close_ends_both_sides_and_stops_reconnecting() {
         "a local close never reconnects"
     );
     wait_until(ms(2000), || registry.is_empty()).await;
+    assert_eq!(
+        *closes.lock().unwrap(),
+        [1000],
+        "one close event per close, though the peer's reply also carried 1000"
+    );
 }
 
 #[tokio::test]

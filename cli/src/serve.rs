@@ -9,13 +9,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use heartbeat_core::Config;
 use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{accept_tcp, Error, Event, JsonCodec, Options, Registry};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::output::{ms, Out, Tone};
 use crate::report::{describe_end, end_fields};
@@ -67,54 +67,91 @@ pub async fn run(
             }
         };
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let options = observed(&options, conn, &out);
-        let (registry, out) = (registry.clone(), out.clone());
-        tokio::spawn(async move { serve_client(stream, peer, conn, options, registry, out).await });
+        let (options, beats) = observed(&options, &out);
+        let client = Client {
+            conn,
+            registry: registry.clone(),
+            out: out.clone(),
+            beats,
+        };
+        tokio::spawn(async move { serve_client(stream, peer, options, client).await });
     }
 }
 
-/// `options` for connection `conn`: with `--json`, an observer that prints its pings
-/// and pongs.
+/// With `--json`, `options` plus an observer that forwards the connection's pings
+/// and pongs to the returned channel; [`serve_client`] prints them, in order with
+/// the connection's other events.
 ///
-/// It prints from the connection's driver task, at the moment the driver queued the
-/// ping or took in the pong (a channel to another task would stamp them later): a
-/// tool that stops this process at a `ping` line stops it right after the ping, and
-/// a pong's `rtt_ms` is the machine's own measurement. One short line to stdout is
-/// the same blocking every other event of this server does.
-fn observed(options: &Options, conn: u64, out: &Out) -> Options {
+/// The observer runs in the connection's driver task and must not block (a stdout
+/// pipe nobody reads would stall the heartbeat). The line comes once the driver's
+/// turn is over, when the ping it queued is on the wire, as with `ping --json`: a
+/// tool that stops this process at a `ping` line stops it with the ping sent.
+fn observed(options: &Options, out: &Out) -> (Options, Option<UnboundedReceiver<Event>>) {
     if !out.is_json() {
-        return options.clone();
+        return (options.clone(), None);
     }
-    let (out, who) = (out.clone(), Arc::<str>::from(format!("client{conn}")));
-    options.clone().observe(move |e: &Event| match *e {
-        Event::PingSent { seq } => out.event(
-            "ping",
-            &who,
-            json!({ "seq": seq, "conn": conn }),
-            Tone::Plain,
-            "",
-        ),
-        Event::Pong { seq, rtt } => out.event(
+    let (beats_tx, beats) = mpsc::unbounded_channel();
+    let options = options.clone().observe(move |e: &Event| {
+        if matches!(e, Event::PingSent { .. } | Event::Pong { .. }) {
+            let _ = beats_tx.send(e.clone());
+        }
+    });
+    (options, Some(beats))
+}
+
+/// Prints a ping or pong of connection `conn` (JSON only: nothing in text).
+fn print_beat(out: &Out, who: &str, conn: u64, e: &Event) {
+    let (event, fields) = match *e {
+        Event::PingSent { seq } => ("ping", json!({ "seq": seq, "conn": conn })),
+        Event::Pong { seq, rtt } => (
             "pong",
-            &who,
             json!({ "seq": seq, "rtt_ms": ms(rtt), "conn": conn }),
-            Tone::Plain,
-            "",
         ),
         // The verdict is printed once, as `dead` or `closed`, when the connection's
         // owner gets it (see `serve_client`).
-        _ => {}
-    })
+        _ => return,
+    };
+    out.event(event, who, fields, Tone::Plain, "");
+}
+
+/// The next ping or pong to print; never, without `--json` or once the driver is gone.
+async fn next_beat(beats: &mut Option<UnboundedReceiver<Event>>) -> Event {
+    match beats {
+        Some(rx) => match rx.recv().await {
+            Some(e) => e,
+            None => {
+                *beats = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// What one connection's task needs besides its socket and options.
+struct Client {
+    /// Its number, in accept order.
+    conn: u64,
+    /// The server's live clients.
+    registry: Registry,
+    /// Where events go.
+    out: Out,
+    /// Its pings and pongs, with `--json` (see [`observed`]).
+    beats: Option<UnboundedReceiver<Event>>,
 }
 
 async fn serve_client(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    conn: u64,
     options: Options,
-    registry: Registry,
-    out: Out,
+    client: Client,
 ) {
+    let Client {
+        conn,
+        registry,
+        out,
+        mut beats,
+    } = client;
     let who = format!("client{conn}");
     let keepalive = match accept_tcp(stream, &options, &registry).await {
         Ok((_, keepalive)) => keepalive,
@@ -139,7 +176,14 @@ async fn serve_client(
     let status = keepalive.watch_status();
     let (tx, mut rx) = keepalive.split();
     let end: Error = loop {
-        match rx.recv().await {
+        let next = tokio::select! {
+            e = next_beat(&mut beats) => {
+                print_beat(&out, &who, conn, &e);
+                continue;
+            }
+            next = rx.recv() => next,
+        };
+        match next {
             Ok(Message::Text(text)) if text.starts_with("/all ") => {
                 let msg = Message::Text(text.as_str()["/all ".len()..].into());
                 let report = registry.broadcast(&msg);
@@ -163,6 +207,10 @@ async fn serve_client(
             Err(e) => break e,
         }
     };
+    // What the driver reported before its verdict comes first.
+    while let Some(e) = beats.as_mut().and_then(|b| b.try_recv().ok()) {
+        print_beat(&out, &who, conn, &e);
+    }
     let waited = status.borrow().last_proof_of_life.map(|t| t.elapsed());
     let mut fields = end_fields(&end);
     fields["clients"] = json!(registry.len());

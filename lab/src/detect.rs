@@ -34,7 +34,7 @@ pub struct Detection {
 pub fn blackhole(adapter: Adapter, role: Role, timing: Timing) -> Result<Detection, String> {
     let pair = NetnsPair::new().map_err(|e| format!("netns pair: {e}"))?;
     let (mut proc, _peer) = start(adapter, role, timing, &pair)?;
-    warm_up(&mut proc, role, timing)?;
+    warm_up(&mut proc)?;
     let cut = pair.partition().map_err(|e| format!("nft: {e}"))?;
     let bound = timing.detection_bound();
     let mut detection = await_verdict(&mut proc, cut.requested, cut.installed, timing, bound)?;
@@ -77,7 +77,7 @@ pub fn hung_peer(
             (proc, peer)
         }
     };
-    warm_up(&mut proc, role, timing)?;
+    warm_up(&mut proc)?;
     let mut bound = timing.detection_bound();
     if let Some(pause) = own_pause {
         let stopped = proc.stop().map_err(|e| e.to_string())?;
@@ -124,31 +124,15 @@ fn start(
     }
 }
 
-/// A healthy start: a client reports two pongs; a server reports the connection
-/// and then stays quiet for two intervals (the CLI's `serve` prints no pongs).
-fn warm_up(proc: &mut JsonProc, role: Role, timing: Timing) -> Result<(), String> {
-    let healthy = |e: Event| {
+/// A healthy start: two pongs reported (a client's, or a server's to its one
+/// client), and no verdict.
+fn warm_up(proc: &mut JsonProc) -> Result<(), String> {
+    for k in 0..2 {
+        let e = proc.wait_for(&format!("pong #{k}"), crate::STARTUP, |e| {
+            e.is("pong") || FAILURES.contains(&e.name())
+        })?;
         if FAILURES.contains(&e.name()) {
-            Err(format!("verdict before the fault: {}", e.line))
-        } else {
-            Ok(())
-        }
-    };
-    match role {
-        Role::Client => {
-            for k in 0..2 {
-                proc.wait_for(&format!("pong #{k}"), crate::STARTUP, |e| {
-                    e.is("pong") || FAILURES.contains(&e.name())
-                })
-                .and_then(healthy)?;
-            }
-        }
-        Role::Server => {
-            proc.wait_for("connected", crate::STARTUP, |e| {
-                e.is("connected") || FAILURES.contains(&e.name())
-            })
-            .and_then(healthy)?;
-            std::thread::sleep(timing.interval * 2);
+            return Err(format!("verdict before the fault: {}", e.line));
         }
     }
     if let Some(e) = proc

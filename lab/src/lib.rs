@@ -5,7 +5,8 @@
 //!   CLI for tokio, [`Adapter::Mio`]'s and [`Adapter::Blocking`]'s lab binaries) is
 //!   stopped with `SIGSTOP` and resumed with `SIGCONT`, at random phases including
 //!   the instant it reports a ping, for pauses from 0.2×T to 10×(I+T), against a
-//!   healthy Python `websockets` peer whose keepalive is off: 0 false deaths.
+//!   healthy Python `websockets` peer whose keepalive is off, as client and as
+//!   server: 0 false deaths.
 //! - **Blackhole** ([`detect::blackhole`]): the adapter in one network namespace,
 //!   the Python peer in another, joined by a veth pair; then nftables drop rules in
 //!   both receiving namespaces' prerouting hooks (a silent cut: no RST, both ends
@@ -25,9 +26,11 @@
 //! does: `{"event": NAME, "t": seconds since start, ...}` with `NAME` among
 //! `listening {addr}` (servers, first line), `connected`, `ping {seq}`,
 //! `pong {seq, rtt_ms}`, `dead {reason, waited_ms?}` (`reason` is `pong_timeout`
-//! for a silent peer), `closed`. The lab binaries `mio_peer` and `blocking_peer`
-//! take the CLI's arguments: `ping URL` or `serve --bind ADDR`, with `--interval`,
-//! `--timeout` and `--json`.
+//! for a silent peer), `closed`. A server prints them for every connection, with
+//! `who` naming it (`client1`, ...; the CLI's `serve --json` also adds `conn`, its
+//! number); the lab runs one connection per server. The lab binaries `mio_peer` and
+//! `blocking_peer` take the CLI's arguments: `ping URL` or `serve --bind ADDR`, with
+//! `--interval`, `--timeout` and `--json`.
 //!
 //! Failures print the tail of every process's event log, each line stamped with
 //! when the test read it, so a failing CI run can be read without re-running.
@@ -50,7 +53,8 @@ use heartbeat_test_support::{JsonProc, NetnsPair, Side};
 /// Which driver runs in the process under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Adapter {
-    /// `heartbeat-tokio`, through the `heartbeat` CLI (`ping` / `serve`).
+    /// `heartbeat-tokio`, through the `heartbeat` CLI (`ping` / `serve`, both with
+    /// `--json`, which prints every ping and pong).
     Tokio,
     /// `heartbeat-mio`, through the lab binary `mio_peer`.
     Mio,

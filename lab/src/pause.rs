@@ -105,7 +105,8 @@ pub const FAILURES: [&str; 5] = [
     "summary",
 ];
 
-/// Runs `cases` on `proc` (a client pinging a healthy peer): waits for two pongs,
+/// Runs `cases` on `proc` (a client pinging a healthy peer, or a server pinging its
+/// one healthy client): waits for two pongs,
 /// then for each case stops the process at its phase, keeps it stopped for the
 /// pause, resumes it, and requires a pong to a ping sent after the stop within
 /// 2×(I+T) + 1 s. Fails at the first death or missing recovery, with every case so

@@ -1,9 +1,8 @@
-//! Self-pause: the process running the adapter (the `heartbeat` CLI's `ping` for
-//! tokio, the lab binaries for mio and blocking, as client and as server) is
-//! really stopped and resumed (`SIGSTOP`/`SIGCONT`) while a healthy Python
-//! `websockets` peer (keepalive off)
-//! answers every ping at once, over a loopback path with 10 ms of latency each way
-//! (a [`DelayProxy`]). 12 pauses per adapter, from 0.2×T to 10×(I+T) (see
+//! Self-pause: the process running the adapter (the `heartbeat` CLI's `ping` and
+//! `serve` for tokio, the lab binaries for mio and blocking; each as client and as
+//! server) is really stopped and resumed (`SIGSTOP`/`SIGCONT`) while a healthy
+//! Python `websockets` peer (keepalive off) answers every ping at once, over a
+//! loopback path with 10 ms of latency each way (a [`DelayProxy`]). 12 pauses per adapter, from 0.2×T to 10×(I+T) (see
 //! [`pause::plan`]); 9 of them stop the process the instant it reports a ping, so
 //! the pong, 20 ms behind, lands in the stopped process's socket buffer and waits
 //! there through the pause; the others stop at a random phase. Seeded
@@ -73,6 +72,12 @@ fn self_pause(adapter: Adapter, role: Role, test: &str, seed: u64) {
 fn tokio_client_survives_its_own_pauses() {
     let test = "tokio_client_survives_its_own_pauses";
     self_pause(Adapter::Tokio, Role::Client, test, 9001);
+}
+
+#[test]
+fn tokio_server_survives_its_own_pauses() {
+    let test = "tokio_server_survives_its_own_pauses";
+    self_pause(Adapter::Tokio, Role::Server, test, 9006);
 }
 
 #[test]

@@ -326,7 +326,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
                 ws: &mut self.ws,
                 blocked: &mut self.blocked,
             };
-            let out = drive(&mut self.hb, &mut t, now);
+            let out = drive(&mut self.hb, &mut t, self.clock);
             self.record(out);
         }
     }
@@ -352,7 +352,11 @@ impl<C: Borrow<Config>> KeepAlive<C> {
         if !self.blocked || self.disconnected {
             return;
         }
-        match self.ws.flush() {
+        let flushed = self.ws.flush();
+        // The time the bytes left, read after the write: a pause before it must not
+        // backdate the pong timer.
+        let now = self.clock.now().max(now);
+        match flushed {
             Ok(()) => {
                 self.blocked = false;
                 self.flushed(now);

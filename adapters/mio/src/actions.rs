@@ -25,7 +25,7 @@ impl Reactor {
                     ws,
                     blocked: &mut conn.blocked,
                 };
-                drive(&mut conn.hb, &mut transport, now)
+                drive(&mut conn.hb, &mut transport, self.clock)
             }
             // Connecting, handshaking or between sockets: the machine asks for no
             // write then, only for a verdict, a disconnect or a connect.

@@ -48,7 +48,11 @@ impl Reactor {
     /// ping or close that was waiting as sent.
     pub(crate) fn flush(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
         let Io::Open(ws) = &mut conn.io else { return };
-        match ws.flush() {
+        let flushed = ws.flush();
+        // The time the bytes left, read after the write: a pause before it must not
+        // backdate the pong timer.
+        let now = self.clock.now().max(now);
+        match flushed {
             Ok(()) => {
                 conn.blocked = false;
                 if std::mem::take(&mut conn.ping_unflushed) {

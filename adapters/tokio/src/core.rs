@@ -195,7 +195,7 @@ where
             }
             if self.writer.has_work() {
                 if let Poll::Ready(r) = self.writer.poll_write(&mut self.ws, cx) {
-                    self.written(now, r);
+                    self.written(self.clock.now(), r);
                     continue;
                 }
             }
@@ -211,10 +211,7 @@ where
     pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         while self.writer.has_work() {
             match self.writer.poll_write(&mut self.ws, cx) {
-                Poll::Ready(r) => {
-                    let now = self.clock.now();
-                    self.written(now, r);
-                }
+                Poll::Ready(r) => self.written(self.clock.now(), r),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -287,7 +284,7 @@ where
         let now = self.clock.now();
         if self.writer.has_work() {
             if let Poll::Ready(r) = self.writer.poll_write(&mut self.ws, cx) {
-                self.written(now, r);
+                self.written(self.clock.now(), r);
             }
         }
         for _ in 0..MAX_DRAIN {
@@ -347,6 +344,10 @@ where
         None
     }
 
+    /// A flush completed (or failed). `now` must be read after the write returned:
+    /// a ping reported sent at a time read before it is backdated by any pause in
+    /// between, and a process stopped right there would find its pong deadline past
+    /// on resume.
     fn written(&mut self, now: Instant, r: Result<Flushed, tungstenite::Error>) {
         match r {
             Ok(flushed) => {

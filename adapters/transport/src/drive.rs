@@ -48,21 +48,47 @@ impl<E> Default for Outcome<E> {
     }
 }
 
+/// Where [`drive`] reads the time: a fixed [`Instant`], or a [`Clock`](crate::Clock)
+/// read at the moment each write returns.
+///
+/// Pass the clock when you have one: a ping reported sent at a time read *before*
+/// the write is backdated by any pause in between (a process stopped right there
+/// would find its pong deadline already past on resume, a false death).
+pub trait Now {
+    /// The current time.
+    fn now(&self) -> Instant;
+}
+
+impl Now for Instant {
+    fn now(&self) -> Instant {
+        *self
+    }
+}
+
+impl Now for crate::Clock {
+    fn now(&self) -> Instant {
+        crate::Clock::now(self)
+    }
+}
+
+impl<N: Now + ?Sized> Now for &N {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
 /// Drains every queued action of `hb` and executes it on `transport`.
 ///
-/// Call it after every `handle_*` call (and after [`feed`]). `now` is the time of
-/// that call; it is used to report pings and closes as sent and, when a write
-/// fails, to report the transport closed (whose consequences, a death and a
-/// disconnect, are drained in the same call). After a failure nothing more is
-/// written.
-pub fn drive<C, T>(
-    hb: &mut HeartbeatMachine<C>,
-    transport: &mut T,
-    now: Instant,
-) -> Outcome<T::Error>
+/// Call it after every `handle_*` call (and after [`feed`]). `now` gives the time:
+/// pings and closes are reported sent at the time read right after their write
+/// returned, and when a write fails the transport is reported closed (whose
+/// consequences, a death and a disconnect, are drained in the same call). After a
+/// failure nothing more is written.
+pub fn drive<C, T, N>(hb: &mut HeartbeatMachine<C>, transport: &mut T, now: N) -> Outcome<T::Error>
 where
     C: Borrow<Config>,
     T: Transport + ?Sized,
+    N: Now,
 {
     let mut out = Outcome::default();
     while let Some(action) = hb.poll_action() {
@@ -70,7 +96,7 @@ where
         let result = match action {
             Action::SendPing(p) if !broken => match transport.send_ping(p.as_slice()) {
                 Ok(Handover::Taken) => {
-                    hb.handle_ping_sent(now);
+                    hb.handle_ping_sent(now.now());
                     Ok(())
                 }
                 Ok(Handover::Queued) => {
@@ -85,7 +111,7 @@ where
                     Ok(handover) => {
                         out.close_sent = true;
                         match handover {
-                            Handover::Taken => hb.handle_close_sent(now),
+                            Handover::Taken => hb.handle_close_sent(now.now()),
                             Handover::Queued => out.close_queued = true,
                         }
                         Ok(())
@@ -116,7 +142,7 @@ where
             out.error = Some(e);
             out.ping_queued = false;
             out.close_queued = false;
-            hb.handle_transport_closed(now);
+            hb.handle_transport_closed(now.now());
         }
     }
     out

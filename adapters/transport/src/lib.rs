@@ -87,7 +87,7 @@ mod transport;
 pub mod tungstenite;
 
 pub use clock::{seed, Clock};
-pub use drive::{drive, feed, Fed, Incoming, Outcome};
+pub use drive::{drive, feed, Fed, Incoming, Now, Outcome};
 pub use lag::{LagMeter, SYSTEMIC_MIN_SAMPLES};
 pub use transport::{Handover, NoTransport, Transport};
 
@@ -158,6 +158,48 @@ mod tests {
         assert_eq!(
             (d.at, d.kind),
             (Instant::from_millis(200), TimerKind::PongTimeout)
+        );
+    }
+
+    /// A write that returns only after a pause (the process stopped inside it).
+    struct Stalling(Duration);
+    impl Transport for Stalling {
+        type Error = &'static str;
+        fn send_ping(&mut self, _: &[u8]) -> Result<Handover, &'static str> {
+            std::thread::sleep(self.0);
+            Ok(Handover::Taken)
+        }
+        fn send_pong(&mut self, _: &[u8]) -> Result<(), &'static str> {
+            Ok(())
+        }
+        fn send_close(&mut self, _: CloseCode, _: &str) -> Result<Handover, &'static str> {
+            Ok(Handover::Taken)
+        }
+        fn disconnect(&mut self) {}
+    }
+
+    #[test]
+    fn with_a_clock_a_ping_is_reported_sent_when_its_write_returned_not_before() {
+        let clock = Clock::new();
+        let mut hb = HeartbeatMachine::new(
+            Config::builder()
+                .role(Role::Server)
+                .ping_interval(Duration::from_millis(10))
+                .pong_timeout(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+            3,
+        );
+        hb.handle_connected(clock.now());
+        std::thread::sleep(Duration::from_millis(15));
+        hb.handle_timeout(clock.now());
+        let before_write = clock.now();
+        let _ = drive(&mut hb, &mut Stalling(Duration::from_millis(60)), clock);
+        let d = hb.poll_timeout().unwrap();
+        assert_eq!(d.kind, TimerKind::PongTimeout);
+        assert!(
+            d.at >= before_write + Duration::from_millis(160),
+            "the pong timer starts after the 60 ms write, not before it"
         );
     }
 

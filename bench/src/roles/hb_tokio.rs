@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use heartbeat_core::{Config, DeathReason, Role};
+use heartbeat_core::DeathReason;
 use heartbeat_tokio::{accept_tcp, connect, Event, Options, Registry};
 use tokio::sync::Semaphore;
 
@@ -15,17 +15,8 @@ use crate::child::{self, Counters};
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let counters = Arc::new(Counters::new());
     let rt = super::runtime()?;
-    let role = match args.which {
-        Which::Server => Role::Server,
-        _ => Role::Client,
-    };
-    let config = Config::builder()
-        .role(role)
-        .ping_interval(args.interval)
-        .pong_timeout(args.timeout)
-        .build()?;
     let c = counters.clone();
-    let options = Options::new(config).observe(move |e| observe(&c, e));
+    let options = super::tokio_options(args, move |e| observe(&c, e))?;
     let rx = child::commands(|| {});
     match args.which {
         Which::Server => {

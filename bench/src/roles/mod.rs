@@ -28,6 +28,24 @@ pub fn run(args: RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// The heartbeat-tokio options both of its roles use: the run's interval and
+/// timeout in the process's role, with `observe` counting events.
+fn tokio_options(
+    args: &RoleArgs,
+    observe: impl Fn(&heartbeat_tokio::Event) + Send + Sync + 'static,
+) -> Result<heartbeat_tokio::Options, heartbeat_core::ConfigError> {
+    let role = match args.which {
+        Which::Server => heartbeat_core::Role::Server,
+        _ => heartbeat_core::Role::Client,
+    };
+    let config = heartbeat_core::Config::builder()
+        .role(role)
+        .ping_interval(args.interval)
+        .pong_timeout(args.timeout)
+        .build()?;
+    Ok(heartbeat_tokio::Options::new(config).observe(observe))
+}
+
 /// The tokio runtime of the tokio-based children: the multi-thread default (one
 /// worker per core), as `#[tokio::main]` gives.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -9,10 +9,9 @@ use core::borrow::BorrowMut;
 use core::future::{poll_fn, Future};
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use core::time::Duration;
 use std::sync::Arc;
 
-use heartbeat_core::{CloseCode, Health, HeartbeatMachine, Instant, State};
+use heartbeat_core::{CloseCode, Health, HeartbeatMachine, State, Stats};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -36,8 +35,8 @@ pub(crate) struct Driver<S, M> {
     room: Option<BoxFuture<Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>>>,
     receiver_gone: Option<BoxFuture<()>>,
     senders_gone: bool,
-    /// What the status watch last showed that a user acts on, and when.
-    published: Option<((State, Health, u64), Instant)>,
+    /// What the status watch last showed.
+    published: Option<(State, Health, Stats)>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -178,19 +177,16 @@ where
         }
     }
 
-    /// Publishes the status when something a user acts on changed (the state, the
-    /// health, a new RTT sample), when forced, and otherwise at most every
-    /// [`STATUS_REFRESH`] so counters stay fresh without a publication per frame.
+    /// Publishes the status when the driver is about to wait (or is done) and
+    /// something changed since the last publication: once per burst of frames, not
+    /// once per frame, and never left stale while the driver sleeps.
     fn publish(&mut self, force: bool) {
         let hb = self.core.hb();
-        let key = (hb.state(), hb.health(), hb.rtt().samples);
-        let now = hb.now();
-        if let Some((last, at)) = self.published {
-            if !force && last == key && now - at < STATUS_REFRESH {
-                return;
-            }
+        let key = (hb.state(), hb.health(), hb.stats());
+        if !force && self.published == Some(key) {
+            return;
         }
-        self.published = Some((key, now));
+        self.published = Some(key);
         let status = Status::of(hb, self.core.clock());
         if let Some(m) = &self.link.mirror {
             m.send_replace(status.clone());
@@ -199,7 +195,5 @@ where
     }
 }
 
-/// How stale the published counters may get while nothing else changes.
-const STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// Outbound messages held by the driver before the application must wait.
 pub(crate) const WRITE_QUEUE: usize = 8;

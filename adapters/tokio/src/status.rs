@@ -6,9 +6,9 @@ use heartbeat_core::{Health, HeartbeatMachine, RttStats, State, Stats};
 
 use crate::clock::Clock;
 
-/// What the machine knows about a connection: published by the driver whenever
-/// the state, the health or the RTT changes (counters ride along), read without
-/// waiting through
+/// What the machine knows about a connection: published by the driver each time it
+/// is about to wait and something changed (once per burst of frames, never left
+/// stale while it sleeps), read without waiting through
 /// [`KeepAlive::status`](crate::KeepAlive::status) or watched for changes with
 /// [`KeepAlive::watch_status`](crate::KeepAlive::watch_status).
 #[derive(Clone, Debug, PartialEq)]

@@ -22,8 +22,10 @@ async fn an_unread_ping_flood_leaves_server_memory_bounded() {
     let registry = Registry::new();
     let config = Config::builder()
         .role(Role::Server)
-        .ping_interval(Duration::from_secs(1))
-        .pong_timeout(Duration::from_secs(5))
+        // The flooder never reads, so it never answers our pings either: keep the
+        // verdict out of the measurement, however slowly a loaded machine reads.
+        .ping_interval(Duration::from_secs(60))
+        .pong_timeout(Duration::from_secs(60))
         .ping_flood(None)
         .build()
         .unwrap();

@@ -98,21 +98,25 @@
 //! hb.connect(now());
 //! loop {
 //!     while let Some(action) = hb.poll_action() { execute(&mut conn, &mut hb, action).await; }
-//!     let sleep_until = hb.poll_timeout().map(|d| origin + d.at.as_duration());
+//!     let deadline = hb.poll_timeout();
+//!     if deadline.is_some_and(|d| d.at <= now()) {
+//!         // Evidence before the verdict: let the runtime poll its reactor once (after
+//!         // a pause its readiness is stale, and `biased` alone cannot see a pong it
+//!         // does not know is there), take in what is readable, then judge.
+//!         tokio::task::yield_now().await;
+//!         while let Some(frame) = conn.next_frame().now_or_never() { feed(&mut hb, frame); }
+//!         hb.handle_timeout(now());
+//!         continue;
+//!     }
 //!     tokio::select! {
 //!         biased; // input before timers
-//!         frame = conn.next_frame() => match frame {
-//!             Some(Ok(Message::Pong(p))) => { hb.handle_pong(now(), &p); }
-//!             Some(Ok(Message::Ping(p))) => { hb.handle_ping(now(), &p); }
-//!             Some(Ok(Message::Close(c))) => hb.handle_close(now(), c.map(|c| c.code.into())),
-//!             Some(Ok(_)) => hb.handle_frame(now()),
-//!             _ => hb.handle_transport_closed(now()),
-//!         },
-//!         _ = sleep_until_opt(sleep_until) => hb.handle_timeout(now()),
+//!         frame = conn.next_frame() => feed(&mut hb, frame),
+//!         _ = sleep_until_opt(deadline) => {} // judged at the top of the loop
 //!     }
 //! }
 //! ```
-//! The `heartbeat-tokio` adapter is this loop, done completely.
+//! The `heartbeat-tokio` adapter's connection core follows this shape, done
+//! completely (writes reported when flushed, local lag, backpressure).
 //!
 //! # Guarantees
 //! - A peer that answers every ping within the pong timeout is never declared dead.

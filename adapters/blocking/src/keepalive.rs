@@ -270,8 +270,19 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             .ws
             .get_ref()
             .set_read_timeout(Some(socket_timeout(wait)));
+        // A deadline already due is judged after this read, whatever it brings: a
+        // peer that keeps sending must not keep the machine from its timers.
+        let due = wake.filter(|&at| at <= now);
         match self.ws.read() {
-            Ok(msg) => self.on_frame(msg),
+            Ok(msg) => {
+                // Evidence first (this frame), then the deadline.
+                let msg = self.on_frame(msg);
+                if due.is_some() {
+                    self.expire(due);
+                    self.pump(self.clock.now());
+                }
+                msg
+            }
             Err(WsError::Io(e)) if is_timeout(&e) => {
                 // Nothing arrived in time: expire what is due.
                 self.expire(wake);

@@ -37,7 +37,11 @@ impl Reactor {
                 // Every connection's round trips feed the loop's systemic delay.
                 self.lag.record_rtt(self.clock.to_std(now), rtt);
             }
-            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+            // Data after the verdict (while closing or draining) is not the
+            // application's.
+            if matches!(msg, Message::Text(_) | Message::Binary(_))
+                && conn.hb.state() == State::Open
+            {
                 self.pending.push_back(Event::Message(id, msg));
             }
             self.drive_actions(conn, id, now);

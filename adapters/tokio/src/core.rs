@@ -37,9 +37,8 @@ use crate::error::Error;
 use crate::event::{emit, Event, Observer};
 use crate::writer::{codec_ref, Flushed, Outbound, Writer};
 
-/// How late this process's timers run, shared by every connection of the process:
-/// a runtime-wide slowdown is seen by each machine before it judges a pong.
-pub(crate) static LOCAL_LAG: LagMeter = LagMeter::new(Duration::from_millis(500));
+/// How long a measured lag is remembered (one to two windows).
+pub(crate) const LAG_WINDOW: Duration = Duration::from_millis(500);
 
 /// What a turn produced for the owner of the connection.
 pub(crate) enum Turn {
@@ -59,6 +58,10 @@ pub(crate) struct Core<S, M> {
     clock: Clock,
     codec: Option<Arc<dyn HeartbeatCodec>>,
     observer: Option<Observer>,
+    /// How late this group of connections' timers run, and their systemic delay:
+    /// shared by every connection made with the same `Options`, so a slowdown of
+    /// the process is seen by each machine before it judges a pong.
+    lag: Arc<LagMeter>,
     writer: Writer,
     read_done: bool,
     /// The peer's close frame arrived: tungstenite has already queued the reply.
@@ -72,6 +75,8 @@ pub(crate) struct Core<S, M> {
     disconnected: bool,
     /// The machine asked for the next attempt (client), with its number.
     pub(crate) connect: Option<u32>,
+    /// The next attempt this core announced to the observer (at the verdict).
+    pub(crate) announced: Option<(Instant, u32)>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
     /// The due pong deadline whose evidence has been taken in.
@@ -92,6 +97,7 @@ where
         clock: Clock,
         codec: Option<Arc<dyn HeartbeatCodec>>,
         observer: Option<Observer>,
+        lag: Arc<LagMeter>,
     ) -> Self {
         Core {
             ws,
@@ -99,6 +105,7 @@ where
             clock,
             codec,
             observer,
+            lag,
             writer: Writer::default(),
             read_done: false,
             peer_closed: false,
@@ -108,6 +115,7 @@ where
             dead: None,
             disconnected: false,
             connect: None,
+            announced: None,
             sleep: Box::pin(tokio::time::sleep_until(clock.origin())),
             armed: None,
             evidence_for: None,
@@ -152,6 +160,11 @@ where
                 return Poll::Ready(Turn::Dead(err));
             }
             if self.disconnected {
+                // Best effort, never waiting: a close queued in this same turn (a
+                // fault death with a zero backoff) still gets its one chance.
+                if self.writer.has_work() {
+                    let _ = self.writer.poll_write(&mut self.ws, cx);
+                }
                 return Poll::Ready(Turn::Disconnected);
             }
             let Some(deadline) = self.hb().poll_timeout() else {
@@ -169,19 +182,22 @@ where
                         return Poll::Pending;
                     }
                     self.yielding = None;
+                    // Marked before the data goes out: a peer that streams data must
+                    // not postpone the verdict by one more yield per message.
+                    self.evidence_for = Some(deadline);
                     if let Some(msg) = self.take_evidence(cx, read_paused) {
                         return Poll::Ready(Turn::Data(msg));
                     }
-                    self.evidence_for = Some(deadline);
                     continue;
                 }
                 // Other connections' timers tell how late this process runs; this
                 // deadline's own lateness is the stall allowance's business.
-                let lag = LOCAL_LAG.current(std::time::Instant::now());
+                let lag = self.lag.current(std::time::Instant::now());
                 self.hb.borrow_mut().handle_local_lag(now, lag);
                 trace!(kind = ?deadline.kind, at = ?deadline.at, ?lag, "deadline");
                 self.hb.borrow_mut().handle_timeout(now);
-                LOCAL_LAG.record(self.clock.to_std(deadline.at), std::time::Instant::now());
+                self.lag
+                    .record(self.clock.to_std(deadline.at), std::time::Instant::now());
                 self.evidence_for = None;
                 continue;
             }
@@ -264,6 +280,7 @@ where
         if let State::Reconnecting { at, attempt, .. } = self.hb().state() {
             let after = at - self.hb().now();
             emit(&self.observer, Event::Reconnecting { after, attempt });
+            self.announced = Some((at, attempt));
         }
         if reason.is_fault() {
             warn!(%reason, "connection dead");
@@ -416,7 +433,7 @@ where
         } = self.hb.borrow_mut().handle_pong(now, payload)
         {
             // Every connection's round trips feed the process's systemic delay.
-            LOCAL_LAG.record_rtt(std::time::Instant::now(), rtt);
+            self.lag.record_rtt(std::time::Instant::now(), rtt);
             emit(&self.observer, Event::Pong { seq, rtt });
         }
     }

@@ -11,7 +11,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::sync::Arc;
 
-use heartbeat_core::{CloseCode, Health, HeartbeatMachine, State, Stats};
+use heartbeat_core::{CloseCode, Health, HeartbeatMachine, Instant, State, Stats};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -56,7 +56,14 @@ where
         link: Link,
     ) -> Self {
         Driver {
-            core: Core::new(ws, hb, clock, codec, link.observer.clone()),
+            core: Core::new(
+                ws,
+                hb,
+                clock,
+                codec,
+                link.observer.clone(),
+                link.lag.clone(),
+            ),
             link,
             stalled: None,
             room: None,
@@ -67,10 +74,11 @@ where
     }
 
     /// Drives the connection until the machine disconnects it. Returns the next
-    /// attempt's number if the machine asked for one in the same breath.
-    pub(crate) async fn run(mut self) -> Option<u32> {
+    /// attempt's number if the machine asked for one in the same breath, and the
+    /// next attempt already announced to the observer (at the verdict), if any.
+    pub(crate) async fn run(mut self) -> (Option<u32>, Option<(Instant, u32)>) {
         poll_fn(|cx| self.poll(cx)).await;
-        self.core.connect
+        (self.core.connect, self.core.announced)
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -108,6 +116,15 @@ where
                     return Poll::Ready(());
                 }
                 Poll::Pending => {
+                    // The writer may have drained during the turn: commands skipped
+                    // while it was full must be looked at now, which also registers
+                    // this task's waker with the channel (no lost wakeup).
+                    if self.accepts_commands() {
+                        if let Poll::Ready(cmd) = self.link.cmd_rx.poll_recv(cx) {
+                            self.command(cmd);
+                            continue;
+                        }
+                    }
                     self.publish(false);
                     return Poll::Pending;
                 }
@@ -155,6 +172,8 @@ where
         self.room = None;
         self.receiver_gone = None;
         self.link.data_tx = None;
+        // Senders waiting for room learn the verdict now, not when the socket goes.
+        self.link.cmd_rx.close();
         if let Some(hook) = self.link.on_dead.take() {
             hook();
         }

@@ -41,14 +41,14 @@ impl KeepAlive {
     /// Starts the heartbeat on an open WebSocket and spawns its driver task.
     ///
     /// The machine is built from `options.heartbeat` and told the connection is up
-    /// now; use a `Role::Server` config for accepted connections. Must be called
+    /// now; one connection never reconnects, whatever role the config names. Must be called
     /// inside a tokio runtime.
     pub fn new<S>(ws: WebSocketStream<S>, options: &Options) -> KeepAlive
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let clock = Clock::start();
-        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
         hb.handle_connected(clock.now());
         Self::spawn(ws, hb, clock, options, None)
     }
@@ -245,6 +245,7 @@ pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
     let shared = Arc::new(Shared::default());
     let link = Link {
         observer: options.observer.clone(),
+        lag: options.lag.clone(),
         cmd_rx,
         data_tx: Some(data_tx),
         shared: shared.clone(),

@@ -11,6 +11,9 @@
 //!   socket so heartbeats run while the application is busy or only sending. Split
 //!   it into a [`Sender`] and a [`Receiver`]; read live RTT, health and counters with
 //!   [`KeepAlive::status`] at any time.
+//! - [`KeepAliveStream`]: the lean way to hold many connections: a `Stream` + `Sink`
+//!   whose heartbeat runs while the application polls it, in the application's own
+//!   task, with no driver task, channel or status publication.
 //! - [`connect`]: a reconnecting client yielding a sequence of live connections
 //!   ([`Connections`]).
 //! - [`accept`] / [`accept_tcp`] and [`Registry`]: the server role per connection, a
@@ -22,7 +25,7 @@
 //! # The driving contract, as this crate implements it
 //!
 //! After any `handle_*` call, drain `poll_action()` until `None`, then sleep until
-//! `poll_timeout()`. The driver loop (see `driver.rs`) reads the clock once per turn,
+//! `poll_timeout()`. The connection core (see `core.rs`) reads the clock once per turn,
 //! compares it with the deadline *before* awaiting, feeds already-readable input
 //! before a due deadline (a pong in the socket buffer counts), reports
 //! `handle_ping_sent` only when the flush carrying the ping completed, and resets its

@@ -40,6 +40,10 @@ pub struct Options {
     /// Called for every [`Event`] (pings, pongs with RTT, deaths, reconnects); see
     /// [`observe`](Options::observe). Default: none.
     pub observer: Option<Observer>,
+    /// The local-lag measure shared by every connection made with these options
+    /// (and their clones): a server's accepted connections, a client's successive
+    /// connections.
+    pub(crate) lag: Arc<heartbeat_transport::LagMeter>,
 }
 
 impl Options {
@@ -53,6 +57,7 @@ impl Options {
             codec: None,
             seed: None,
             observer: None,
+            lag: Arc::new(heartbeat_transport::LagMeter::new(crate::core::LAG_WINDOW)),
         }
     }
 
@@ -73,6 +78,14 @@ impl Options {
     pub fn observe(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Options {
         self.observer = Some(Arc::new(f));
         self
+    }
+
+    /// The configuration of a single connection (one that is not part of a
+    /// reconnecting [`connect`](crate::connect)): it never reconnects, whatever
+    /// role was configured, so its machine takes the server role (the role only
+    /// decides reconnection).
+    pub(crate) fn single(&self) -> Config {
+        self.heartbeat.with_role(heartbeat_core::Role::Server)
     }
 
     pub(crate) fn seed_or_random(&self) -> u64 {

@@ -32,6 +32,8 @@ pub(crate) struct Link {
     pub(crate) on_dead: Option<Box<dyn FnOnce() + Send>>,
     /// The application's event observer.
     pub(crate) observer: Option<Observer>,
+    /// The local-lag measure of the connection's `Options`.
+    pub(crate) lag: std::sync::Arc<heartbeat_transport::LagMeter>,
 }
 
 /// State both halves and the driver share.

@@ -85,6 +85,7 @@ where
         conn_tx,
         status_tx: Arc::new(status_tx),
         last_error: last_error.clone(),
+        announced: None,
     };
     tokio::spawn(supervisor.run(connector));
     Connections {
@@ -142,6 +143,8 @@ struct Supervisor {
     conn_tx: mpsc::UnboundedSender<KeepAlive>,
     status_tx: Arc<watch::Sender<Status>>,
     last_error: Arc<Mutex<Option<Error>>>,
+    /// The next attempt last announced to the observer.
+    announced: Option<(heartbeat_core::Instant, u32)>,
 }
 
 impl Supervisor {
@@ -174,7 +177,13 @@ impl Supervisor {
                 continue;
             }
             match self.hb.state() {
-                State::Reconnecting { at, .. } => {
+                State::Reconnecting { at, attempt, .. } => {
+                    // Announced here unless the verdict already did (after a clean
+                    // close the machine reaches this state only once the handshake
+                    // ends).
+                    if self.announced != Some((at, attempt)) {
+                        self.announce(at, attempt);
+                    }
                     tokio::time::sleep_until(self.clock.to_tokio(at)).await;
                     self.hb.handle_timeout(self.clock.now());
                 }
@@ -240,9 +249,11 @@ impl Supervisor {
             self.hb.close(now, CloseCode::GOING_AWAY);
         }
         let codec = self.options.codec.clone();
-        Driver::new(ws, &mut self.hb, self.clock, codec, link)
+        let (next, announced) = Driver::new(ws, &mut self.hb, self.clock, codec, link)
             .run()
-            .await
+            .await;
+        self.announced = announced;
+        next
     }
 
     /// Reports a failed attempt; the machine already knows.
@@ -254,16 +265,22 @@ impl Supervisor {
         );
         *lock(&self.last_error) = Some(e);
         if let State::Reconnecting { at, attempt, .. } = self.hb.state() {
-            let after = at - self.hb.now();
-            emit(
-                &self.options.observer,
-                Event::Reconnecting { after, attempt },
-            );
-            if attempt > 1 {
-                warn!(?after, attempt, "reconnecting after backoff");
-            } else {
-                info!(?after, attempt, "reconnecting");
-            }
+            self.announce(at, attempt);
+        }
+    }
+
+    /// Tells the observer and the log when the next attempt starts.
+    fn announce(&mut self, at: heartbeat_core::Instant, attempt: u32) {
+        let after = at - self.hb.now();
+        emit(
+            &self.options.observer,
+            Event::Reconnecting { after, attempt },
+        );
+        self.announced = Some((at, attempt));
+        if attempt > 1 {
+            warn!(?after, attempt, "reconnecting after backoff");
+        } else {
+            info!(?after, attempt, "reconnecting");
         }
     }
 

@@ -63,7 +63,7 @@ where
 {
     // The machine bounds the upgrade like any connection attempt.
     let clock = Clock::start();
-    let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+    let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
     hb.connect(clock.now());
     while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
     let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));

@@ -25,8 +25,9 @@ pub struct Status {
     pub ping_interval: Duration,
     /// The pong timeout in force.
     pub pong_timeout: Duration,
-    /// How late this process's timers were running when the snapshot was taken
-    /// (capped at `Config::max_local_lag`); pong deadlines are extended by it.
+    /// The local lag last given to the machine (at its last due deadline; capped at
+    /// `Config::max_local_lag`): how late this group of connections' timers ran, or
+    /// their systemic round trip. Pong deadlines are extended by it.
     pub local_lag: Duration,
     /// The last proof of life on the current connection, on tokio's clock.
     pub last_proof_of_life: Option<tokio::time::Instant>,

@@ -3,6 +3,7 @@
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use std::collections::VecDeque;
 
 use futures_util::{Sink, Stream};
 use heartbeat_core::{CloseCode, HeartbeatMachine};
@@ -38,6 +39,10 @@ pub struct KeepAliveStream<S> {
     core: Core<S, HeartbeatMachine>,
     /// The verdict, once given: what sends fail with from then on.
     terminal: Option<Error>,
+    /// Data read while a send waited for room, and a verdict given then: the
+    /// stream yields them first.
+    inbox: VecDeque<Message>,
+    pending_verdict: Option<Error>,
     ended: bool,
 }
 
@@ -45,11 +50,11 @@ impl<S> KeepAliveStream<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    /// Starts the heartbeat on an open WebSocket (use a `Role::Server` config for
-    /// accepted connections).
+    /// Starts the heartbeat on an open WebSocket. One connection never reconnects,
+    /// whatever role the config names.
     pub fn new(ws: WebSocketStream<S>, options: &Options) -> KeepAliveStream<S> {
         let clock = Clock::start();
-        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
         hb.handle_connected(clock.now());
         Self::from_parts(ws, hb, clock, options)
     }
@@ -67,8 +72,11 @@ where
                 clock,
                 options.codec.clone(),
                 options.observer.clone(),
+                options.lag.clone(),
             ),
             terminal: None,
+            inbox: VecDeque::new(),
+            pending_verdict: None,
             ended: false,
         }
     }
@@ -91,8 +99,7 @@ where
 
 impl KeepAliveStream<TcpStream> {
     /// Accepts a WebSocket on `stream` (with `TCP_NODELAY`), the upgrade bounded by
-    /// the machine's `connect_timeout`, and starts the heartbeat on it. Use a
-    /// `Role::Server` config.
+    /// the machine's `connect_timeout`, and starts the heartbeat on it.
     pub async fn accept(
         stream: TcpStream,
         options: &Options,
@@ -100,7 +107,7 @@ impl KeepAliveStream<TcpStream> {
         crate::net::set_nodelay(&stream)
             .map_err(|e| Error::Connect(std::sync::Arc::new(e.into())))?;
         let clock = Clock::start();
-        let mut hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
+        let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
         hb.connect(clock.now());
         while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
         let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
@@ -125,6 +132,12 @@ where
     type Item = Result<Message, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(msg) = self.inbox.pop_front() {
+            return Poll::Ready(Some(Ok(msg)));
+        }
+        if let Some(err) = self.pending_verdict.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
         if self.ended {
             return Poll::Ready(None);
         }
@@ -149,15 +162,23 @@ where
 {
     type Error = Error;
 
+    /// Waits for room in the outbound queue; the heartbeat keeps running meanwhile
+    /// (a peer that stops reading is still judged).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.check_open()?;
-        if self.core.queued() >= WRITE_QUEUE {
-            // Make room by writing; reading and deadlines wait for the stream's poll.
-            if self.core.poll_write(cx).is_pending() && self.core.queued() >= WRITE_QUEUE {
-                return Poll::Pending;
+        loop {
+            self.check_open()?;
+            if self.core.queued() < WRITE_QUEUE {
+                return Poll::Ready(Ok(()));
+            }
+            if self.core.poll_write(cx).is_ready() {
+                continue;
+            }
+            match self.run_while_blocked(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        Poll::Ready(Ok(()))
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
@@ -171,10 +192,18 @@ where
         }
     }
 
+    /// Writes what is queued; the heartbeat keeps running meanwhile, so a flush
+    /// that cannot finish (a hung peer's zero window) ends with the verdict.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match self.core.poll_write(cx) {
-            Poll::Ready(()) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
+        loop {
+            if self.core.poll_write(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            match self.run_while_blocked(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 
@@ -197,6 +226,32 @@ impl<S> KeepAliveStream<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    /// While a send waits for room: one turn of the connection (reads, deadlines,
+    /// verdicts). Data read meanwhile is kept for the stream (reading pauses when
+    /// [`INBOX`] messages wait); a verdict fails the send and is kept for the stream.
+    fn run_while_blocked(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let paused = self.inbox.len() >= INBOX;
+        match self.core.poll_turn(cx, paused) {
+            Poll::Ready(Turn::Data(msg)) => {
+                self.inbox.push_back(msg);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Turn::Dead(err)) => {
+                self.terminal = Some(err.clone());
+                self.pending_verdict = Some(err.clone());
+                Poll::Ready(Err(err))
+            }
+            Poll::Ready(Turn::Disconnected) => {
+                self.ended = true;
+                Poll::Ready(Err(self
+                    .terminal
+                    .clone()
+                    .unwrap_or(Error::TransportClosed { source: None })))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     /// Sending is for open connections only; after the verdict, the error says why.
     fn check_open(&self) -> Result<(), Error> {
         match (&self.terminal, self.core.hb().state()) {
@@ -207,3 +262,6 @@ where
         }
     }
 }
+
+/// Data messages kept while a send waits for room, before reading pauses.
+const INBOX: usize = 16;

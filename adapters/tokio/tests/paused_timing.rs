@@ -280,3 +280,86 @@ async fn the_observer_sees_every_step_in_order_with_its_time() {
     .collect();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test(start_paused = true)]
+async fn sends_beyond_the_drivers_queue_are_not_held_until_the_next_timer() {
+    // 20 sends to a peer that reads but never writes, with pings 20 s apart: no
+    // read or timer wakes the driver, so the commands alone must keep it moving.
+    let (client, mut server) = duplex_pair(1 << 20).await;
+    tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
+    let start = Instant::now();
+    let conn = KeepAlive::new(client, &options(Role::Client, 20_000, 20_000, 150));
+    for i in 0..20 {
+        conn.send(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    conn.close(heartbeat_core::CloseCode::NORMAL).await.unwrap();
+    assert!(
+        start.elapsed() < ms(1000),
+        "sends waited {:?} for a timer",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_blocked_by_a_hung_peer_ends_with_the_verdict() {
+    // The peer never reads: a large send fills the pipe and can never flush. The
+    // heartbeat keeps running inside the send and ends it with the verdict.
+    let (client, _server) = duplex_pair(1024).await;
+    let start = Instant::now();
+    let mut ws =
+        heartbeat_tokio::KeepAliveStream::new(client, &options(Role::Client, 200, 300, 150));
+    use futures_util::SinkExt;
+    let sent = tokio::time::timeout(ms(5000), ws.send(Message::binary(vec![0u8; 64 * 1024])))
+        .await
+        .expect("the send ends");
+    assert!(
+        matches!(sent, Err(Error::PeerUnresponsive { .. })),
+        "{sent:?}"
+    );
+    assert_eq!(start.elapsed(), ms(500), "interval + timeout");
+    // The stream then reports the same verdict and ends; one connection never
+    // reconnects, whatever role its config names.
+    assert!(matches!(
+        ws.next().await,
+        Some(Err(Error::PeerUnresponsive { .. }))
+    ));
+    assert!(ws.next().await.is_none());
+    assert!(matches!(ws.status().state, State::Finished { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_after_the_peers_clean_close_is_announced() {
+    use heartbeat_tokio::Event;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let options = options(Role::Client, 200, 300, 150).observe(move |e: &Event| {
+        if let Event::Reconnecting { after, attempt } = e {
+            log.lock()
+                .unwrap()
+                .push(format!("reconnect {after:?} {attempt}"));
+        }
+    });
+    let mut n = 0;
+    let mut conns = connect_with(
+        move || {
+            n += 1;
+            let first = n == 1;
+            async move {
+                let (client, mut server) = duplex_pair(64 * 1024).await;
+                tokio::spawn(async move {
+                    if first {
+                        tokio::time::sleep(ms(50)).await;
+                        let _ = server.close(None).await; // a clean close by the peer
+                    }
+                    while let Some(Ok(_)) = server.next().await {}
+                });
+                Ok(client)
+            }
+        },
+        options,
+    );
+    let first = conns.next().await.unwrap();
+    let _ = first.dead().await;
+    let _second = conns.next().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["reconnect 100ms 1"]);
+}

@@ -81,3 +81,51 @@ async fn two_inline_streams_keep_each_other_alive_exchange_data_and_close_cleanl
     assert!(server_status.stats.pongs_matched >= 4, "{server_status:?}");
     assert!(matches!(server_status.state, State::Finished { .. }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_data_without_pongs_still_gets_a_verdict_under_pong_only_liveness() {
+    // The peer writes as fast as it can and never reads, so it never answers a ping:
+    // data is readable at every check, which must not postpone the verdict.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flooder = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let msg = Message::text("x".repeat(512));
+        while ws.send(msg.clone()).await.is_ok() {}
+    });
+    let (raw, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let config = heartbeat_core::Config::builder()
+        .ping_interval(ms(100))
+        .pong_timeout(ms(200))
+        .liveness(heartbeat_core::Liveness::PongOnly)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let mut ws = KeepAliveStream::new(raw, &heartbeat_tokio::Options::new(config));
+    let verdict = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return e,
+                None => panic!("ended without a verdict"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no verdict: {:?}", ws.status()));
+    assert!(
+        matches!(verdict, Error::PeerUnresponsive { .. }),
+        "{verdict:?}"
+    );
+    // Under a flood the verdict may be late by a stall allowance and the lag the
+    // flood itself causes; what must never happen is no verdict at all.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "dead after {:?}",
+        start.elapsed()
+    );
+    flooder.abort();
+}

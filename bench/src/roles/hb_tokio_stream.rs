@@ -40,17 +40,11 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                 &counters,
                 || held.live_now(),
                 || {
-                    for i in 0..args.conns {
-                        let url = format!("ws://{}/", child::target(i, args.addrs, args.port));
-                        let at = child::start_offset(i, args.conns, args.ramp);
+                    super::spawn_clients(&rt, args, |url| {
                         let (options, gate, counters) =
                             (options.clone(), gate.clone(), counters.clone());
-                        let n = args.conns;
-                        rt.spawn(async move {
-                            tokio::time::sleep(at).await;
-                            client(url, options, gate, counters, n, interval).await;
-                        });
-                    }
+                        client(url, options, gate, counters, args.conns, interval)
+                    })
                 },
             );
         }

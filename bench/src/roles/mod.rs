@@ -46,6 +46,24 @@ fn tokio_options(
     Ok(heartbeat_tokio::Options::new(config).observe(observe))
 }
 
+/// Starts the client role's connections on `rt`, spread over the ramp: `client(url)`
+/// is each connection's whole life; it starts at its offset.
+fn spawn_clients<F, Fut>(rt: &tokio::runtime::Runtime, args: &RoleArgs, mut client: F)
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    for i in 0..args.conns {
+        let url = format!("ws://{}/", child::target(i, args.addrs, args.port));
+        let at = child::start_offset(i, args.conns, args.ramp);
+        let run = client(url);
+        rt.spawn(async move {
+            tokio::time::sleep(at).await;
+            run.await;
+        });
+    }
+}
+
 /// The tokio runtime of the tokio-based children: the multi-thread default (one
 /// worker per core), as `#[tokio::main]` gives.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -48,8 +48,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                 &counters,
                 || held.live_now(),
                 || {
-                    for i in 0..args.conns {
-                        let url = format!("ws://{}/", child::target(i, args.addrs, args.port));
+                    super::spawn_clients(&rt, args, |url| {
                         let client = Client {
                             url,
                             ws_config,
@@ -57,13 +56,8 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                             counters: counters.clone(),
                             n: args.conns,
                         };
-                        let at = child::start_offset(i, args.conns, args.ramp);
-                        let gate = gate.clone();
-                        rt.spawn(async move {
-                            tokio::time::sleep(at).await;
-                            client.run(gate).await;
-                        });
-                    }
+                        client.run(gate.clone())
+                    });
                 },
             );
         }

@@ -243,22 +243,29 @@ where
             }
             Poll::Ready(Turn::Disconnected) => {
                 self.ended = true;
-                Poll::Ready(Err(self
-                    .terminal
-                    .clone()
-                    .unwrap_or(Error::TransportClosed { source: None })))
+                Poll::Ready(Err(self.over()))
             }
             Poll::Pending => Poll::Pending,
         }
     }
 
+    /// Why the connection is over: the verdict the stream gave, or (before it was
+    /// polled) the reason the machine's state carries.
+    fn over(&self) -> Error {
+        match (&self.terminal, self.core.hb().state().reason()) {
+            (Some(e), _) => e.clone(),
+            (None, Some(reason)) => Error::from_death(reason, "", None),
+            // Cannot happen: a single connection's machine is open, or past a
+            // verdict whose reason its state carries.
+            (None, None) => Error::DriverGone,
+        }
+    }
+
     /// Sending is for open connections only; after the verdict, the error says why.
     fn check_open(&self) -> Result<(), Error> {
-        match (&self.terminal, self.core.hb().state()) {
-            (Some(e), _) => Err(e.clone()),
-            (None, heartbeat_core::State::Open) => Ok(()),
-            // Closing by our own hand before the verdict was polled.
-            (None, _) => Err(Error::TransportClosed { source: None }),
+        match self.core.hb().state() {
+            heartbeat_core::State::Open if self.terminal.is_none() => Ok(()),
+            _ => Err(self.over()),
         }
     }
 }

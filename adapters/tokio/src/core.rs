@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::codec::{Heartbeat, HeartbeatCodec};
 use crate::error::Error;
 use crate::event::{emit, Event, Observer};
-use crate::writer::{codec_ref, Flushed, Outbound, Writer};
+use crate::writer::{Flushed, Outbound, Writer};
 
 /// How long a measured lag is remembered (one to two windows).
 pub(crate) const LAG_WINDOW: Duration = Duration::from_millis(500);
@@ -240,7 +240,7 @@ where
     fn execute(&mut self, now: Instant) {
         let mut transport = Outbound {
             writer: &mut self.writer,
-            codec: codec_ref(&self.codec),
+            codec: self.codec.as_deref(),
             peer_closed: self.peer_closed,
             closed_with: None,
             ping_sent: None,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
 use heartbeat_core::HeartbeatMachine;
@@ -61,21 +62,7 @@ async fn accept_from<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // The machine bounds the upgrade like any connection attempt.
-    let clock = Clock::start();
-    let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
-    hb.connect(clock.now());
-    while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
-    let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
-    let ws = tokio::select! {
-        r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
-        _ = sleep_until_opt(limit) => {
-            hb.handle_timeout(clock.now());
-            return Err(Error::ConnectTimeout(hb.config().connect_timeout()));
-        }
-    };
-    hb.handle_connected(clock.now());
+    let (ws, hb, clock) = upgrade(stream, options).await?;
     // Insert under the lock the removal hook needs: a connection that dies at once
     // is removed only after it was inserted, never before.
     let mut inner = registry.lock();
@@ -210,4 +197,31 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     // Every critical section is a single map operation: a panic cannot leave the
     // map inconsistent, so a poisoned lock is still safe to use.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The server side of the WebSocket upgrade on `stream`, bounded by the machine's
+/// connect timeout like any connection attempt; returns the machine, already told
+/// the connection is up, and the clock it is fed from.
+pub(crate) async fn upgrade<S>(
+    stream: S,
+    options: &Options,
+) -> Result<(WebSocketStream<S>, HeartbeatMachine, Clock), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let clock = Clock::start();
+    let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
+    hb.connect(clock.now());
+    while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
+    let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
+    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
+    let ws = tokio::select! {
+        r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
+        _ = sleep_until_opt(limit) => {
+            hb.handle_timeout(clock.now());
+            return Err(Error::ConnectTimeout(hb.config().connect_timeout()));
+        }
+    };
+    hb.handle_connected(clock.now());
+    Ok((ws, hb, clock))
 }

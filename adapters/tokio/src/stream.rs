@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::clock::{sleep_until_opt, Clock};
+use crate::clock::Clock;
 use crate::core::{Core, Turn};
 use crate::driver::WRITE_QUEUE;
 use crate::error::Error;
@@ -106,21 +106,7 @@ impl KeepAliveStream<TcpStream> {
     ) -> Result<KeepAliveStream<TcpStream>, Error> {
         crate::net::set_nodelay(&stream)
             .map_err(|e| Error::Connect(std::sync::Arc::new(e.into())))?;
-        let clock = Clock::start();
-        let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
-        hb.connect(clock.now());
-        while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
-        let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
-        let handshake =
-            tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
-        let ws = tokio::select! {
-            r = handshake => r.map_err(|e| Error::Connect(std::sync::Arc::new(e)))?,
-            _ = sleep_until_opt(limit) => {
-                hb.handle_timeout(clock.now());
-                return Err(Error::ConnectTimeout(hb.config().connect_timeout()));
-            }
-        };
-        hb.handle_connected(clock.now());
+        let (ws, hb, clock) = crate::server::upgrade(stream, options).await?;
         Ok(Self::from_parts(ws, hb, clock, options))
     }
 }

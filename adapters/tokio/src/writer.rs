@@ -4,7 +4,6 @@
 use core::pin::Pin;
 use core::task::{ready, Context, Poll};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use futures_util::Sink;
 use heartbeat_core::{CloseCode, Payload};
@@ -171,9 +170,4 @@ impl Transport for Outbound<'_> {
     }
 
     fn disconnect(&mut self) {}
-}
-
-/// Shared so a `dyn` codec can be lent to [`Outbound`] without cloning the `Arc`.
-pub(crate) fn codec_ref(codec: &Option<Arc<dyn HeartbeatCodec>>) -> Option<&dyn HeartbeatCodec> {
-    codec.as_deref()
 }

@@ -61,24 +61,17 @@ fn observe(c: &Counters, e: &Event) {
 }
 
 async fn serve(listener: tokio::net::TcpListener, options: Options, registry: Registry) {
-    loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e) => {
-                eprintln!("tokio server: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    super::accept_loop(listener, "tokio", move |tcp| {
         let (options, registry) = (options.clone(), registry.clone());
-        tokio::spawn(async move {
+        async move {
             let Ok((_id, conn)) = accept_tcp(tcp, &options, &registry).await else {
                 return;
             };
             let (_tx, mut rx) = conn.split();
             while rx.recv().await.is_ok() {}
-        });
-    }
+        }
+    })
+    .await
 }
 
 async fn client(

@@ -62,24 +62,17 @@ fn observe(c: &Counters, e: &Event) {
 }
 
 async fn serve(listener: tokio::net::TcpListener, options: Options, counters: Arc<Counters>) {
-    loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e) => {
-                eprintln!("tokio-stream server: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    super::accept_loop(listener, "tokio-stream", move |tcp| {
         let (options, counters) = (options.clone(), counters.clone());
-        tokio::spawn(async move {
+        async move {
             let Ok(mut ws) = KeepAliveStream::accept(tcp, &options).await else {
                 return;
             };
             counters.open();
             while ws.next().await.is_some() {}
-        });
-    }
+        }
+    })
+    .await
 }
 
 async fn client(

@@ -64,6 +64,26 @@ where
     }
 }
 
+/// Accepts connections on `listener` for ever, one task per connection running
+/// `conn(tcp)`; an accept error (out of descriptors) backs off 10 ms, never spins.
+async fn accept_loop<F, Fut>(listener: TcpListener, name: &'static str, conn: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                tokio::spawn(conn(tcp));
+            }
+            Err(e) => {
+                eprintln!("{name} server: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 /// The tokio runtime of the tokio-based children: the multi-thread default (one
 /// worker per core), as `#[tokio::main]` gives.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

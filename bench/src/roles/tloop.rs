@@ -129,17 +129,9 @@ async fn serve(
     t: Timing,
     counters: Arc<Counters>,
 ) {
-    loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e) => {
-                eprintln!("loop server: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    super::accept_loop(listener, "loop", move |tcp| {
         let counters = counters.clone();
-        tokio::spawn(async move {
+        async move {
             let _ = tcp.set_nodelay(true);
             let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config)).await
             else {
@@ -148,8 +140,9 @@ async fn serve(
             counters.open();
             let end = heartbeat(ws, t, &counters).await;
             counters.end(matches!(end, End::Timeout));
-        });
-    }
+        }
+    })
+    .await
 }
 
 struct Client {

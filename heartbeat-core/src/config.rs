@@ -115,6 +115,7 @@ pub struct Config {
     pub(crate) ping_flood: Option<PingFlood>,
     pub(crate) backoff: Backoff,
     pub(crate) reconnect_on_permanent_close: bool,
+    pub(crate) ping_on_connect: bool,
 }
 
 impl Default for Config {
@@ -206,6 +207,11 @@ impl Config {
     pub fn reconnect_on_permanent_close(&self) -> bool {
         self.reconnect_on_permanent_close
     }
+    /// Whether the first ping goes out as the connection opens, rather than one
+    /// interval later.
+    pub fn ping_on_connect(&self) -> bool {
+        self.ping_on_connect
+    }
 
     /// The longest a connection can stay open after its last proof of life, when
     /// the driver reports each ping sent `write_delay` after it was emitted and runs
@@ -233,7 +239,8 @@ impl Config {
 /// allowed within 10 ms–24 h and timeouts within 10 ms–1 h at runtime, ping budget
 /// 10 per second with 2 strikes, backoff 1 s ×2 up to 60 s with full jitter,
 /// unlimited attempts, reset after 10 s of proven health, server-requested delays
-/// honoured up to 10 min, permanent close codes stop reconnection.
+/// honoured up to 10 min, permanent close codes stop reconnection, first ping one
+/// interval after connecting (not at connect).
 ///
 /// The builder holds the [`Config`] it will return: each field is declared once,
 /// in [`Config`], and [`build`](Self::build) only checks it.
@@ -285,6 +292,7 @@ impl ConfigBuilder {
             max_requested_delay: Duration::from_secs(600),
         },
         reconnect_on_permanent_close: false,
+        ping_on_connect: false,
     };
 
     /// A builder holding the defaults.
@@ -384,6 +392,15 @@ impl ConfigBuilder {
     /// Reconnect even after a permanent close code (1002, 1003, 1007, 1008, 1009, 1010).
     pub fn reconnect_on_permanent_close(mut self, on: bool) -> Self {
         self.config.reconnect_on_permanent_close = on;
+        self
+    }
+
+    /// Send the first ping as the connection opens (queued by
+    /// [`handle_connected`](crate::HeartbeatMachine::handle_connected)) instead of one
+    /// interval later, as ping(8) does: a tool learns the RTT, and a dead path shows,
+    /// at once. Later pings follow every interval from that one. Default off.
+    pub fn ping_on_connect(mut self, on: bool) -> Self {
+        self.config.ping_on_connect = on;
         self
     }
 

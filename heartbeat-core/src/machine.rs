@@ -230,7 +230,9 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
 
     // ----- events in: the connection ---------------------------------------------
 
-    /// The transport is up (WebSocket handshake done). Starts the ping schedule.
+    /// The transport is up (WebSocket handshake done). Starts the ping schedule; with
+    /// [`ConfigBuilder::ping_on_connect`](crate::ConfigBuilder::ping_on_connect) the
+    /// first [`Action::SendPing`] is queued now.
     ///
     /// Valid while connecting, or from [`State::Idle`] for a connection that was
     /// already open when the machine was built; ignored and counted otherwise.
@@ -253,6 +255,9 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
             ..Connection::default()
         };
         bump(&mut self.stats.connects);
+        if self.cfg().ping_on_connect {
+            self.emit_ping(now);
+        }
     }
 
     /// The connection attempt failed (refused, unreachable, TLS or upgrade

@@ -146,6 +146,31 @@ fn idle_arms_nothing_and_connect_starts_attempt_0_bounded_by_the_connect_timeout
 }
 
 #[test]
+fn ping_on_connect_sends_the_first_ping_as_the_connection_opens_then_every_interval() {
+    let mut m = machine(base().ping_on_connect(true));
+    m.connect(t(0));
+    assert_eq!(drain(&mut m), [Action::Connect { attempt: 0 }]);
+    m.handle_connected(t(40));
+    assert_eq!(deadline(&m), (t(40), TimerKind::Actions), "queued at once");
+    assert_eq!(drain(&mut m), [ping(0)], "the first ping at connect");
+    m.handle_ping_sent(t(41));
+    assert_eq!(deadline(&m), (t(541), TimerKind::PongTimeout), "its pong timer runs");
+    assert_eq!(
+        m.handle_pong(t(43), &seq(0)),
+        PongOutcome::Matched { seq: 0, rtt: Some(ms(2)) }
+    );
+    assert_eq!(drain(&mut m), []);
+    assert_eq!(deadline(&m), (t(1040), TimerKind::Ping), "then every interval");
+    ping_at(&mut m, 1040, 1);
+
+    // The default keeps the first ping one interval away.
+    let mut m = machine(base());
+    m.handle_connected(t(40));
+    assert_eq!(drain(&mut m), []);
+    assert_eq!(deadline(&m), (t(1040), TimerKind::Ping));
+}
+
+#[test]
 fn handle_connected_from_idle_adopts_a_socket_that_is_already_open() {
     let mut m = machine(base());
     m.handle_connected(t(0));

@@ -39,9 +39,15 @@ pub enum Command {
 pub struct PingArgs {
     /// The server, e.g. ws://127.0.0.1:9001
     pub url: String,
-    /// Stop after N pongs (default: until Ctrl-C).
-    #[arg(short = 'c', long, value_name = "N")]
+    /// Stop after N pongs (default: until Ctrl-C or --deadline).
+    #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
+    /// Stop after this long in total, e.g. 10s or 1h30m, whatever --count says.
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = parse_positive)]
+    pub deadline: Option<Duration>,
+    /// Print only the summary at the end (with --json: only the summary object).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// On an unresponsive peer, reconnect with backoff and keep going instead of exiting 1.
     #[arg(long)]
     pub reconnect: bool,
@@ -65,11 +71,12 @@ pub struct ServeArgs {
 /// Heartbeat settings and output format, valid for every command.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Time between pings, e.g. 500ms, 2s, 1m [default: 1s; demo 500ms].
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    /// Time between pings, e.g. 250ms, 2s, 1m, between 10ms and 24h [default: 1s; demo 500ms].
+    #[arg(short = 'i', long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub interval: Option<Duration>,
-    /// How long to wait for a pong before declaring the peer dead [default: 2s; demo 1s].
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    /// How long to wait for each pong before declaring the peer dead, between 10ms and 1h
+    /// [default: 2s; demo 1s].
+    #[arg(short = 'W', long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// How long to wait for the close handshake before dropping the connection [default: 1s; demo 500ms].
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
@@ -97,35 +104,48 @@ pub enum LivenessArg {
     Any,
 }
 
-/// Parses `500ms`, `2s`, `1.5s`, `1m`, `250us`; a bare number is seconds.
+/// Parses a humantime duration (`250ms`, `2s`, `1h30m`, `2d`). A bare number is
+/// refused with the units it could mean: `500` is 500 s to some and 500 ms to others.
+///
+/// Ranges are not checked here: the heartbeat config owns them, and the error for a
+/// value outside one names it (see `main::usage_error`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (try 500ms, 2s or 1m)"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit '{unit}' in '{text}' (use ms, s, m or h)"
-            ))
-        }
-    };
-    let secs = value * scale;
-    if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 24.0 * 3600.0 {
-        return Err(format!(
-            "'{text}' must be greater than zero and at most a year"
-        ));
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("a duration needs a unit: {text}s or {text}ms?"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    humantime::parse_duration(text)
+        .map_err(|_| "expected a number and a unit, e.g. 250ms, 2s or 1h30m".to_owned())
+}
+
+/// [`parse_duration`], greater than zero.
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be greater than zero".to_owned()),
+        d => Ok(d),
+    }
+}
+
+/// A count of pongs: 1 or more (0 would ask for nothing, not for "forever").
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (leave it out to ping until stopped)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of at least 1".to_owned()),
+    }
+}
+
+/// A duration as people write it: humantime's form, rounded to what matters at its
+/// size (`2s`, `1h 30m`, `250ms`, `1ms 500us`) rather than `2.000629591s`.
+pub fn show(d: Duration) -> String {
+    let rounded = if d >= Duration::from_secs(10) {
+        Duration::from_secs(d.as_secs_f64().round() as u64)
+    } else if d >= Duration::from_millis(10) {
+        Duration::from_millis((d.as_secs_f64() * 1e3).round() as u64)
+    } else {
+        Duration::from_micros((d.as_secs_f64() * 1e6).round() as u64)
+    };
+    humantime::format_duration(rounded).to_string()
 }
 
 #[cfg(test)]
@@ -133,15 +153,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_with_units() {
+    fn durations_parse_with_units_as_humantime_writes_them() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn a_bare_number_is_refused_with_the_units_it_could_mean() {
+        let e = parse_duration("500").unwrap_err();
+        assert!(e.contains("500s") && e.contains("500ms"), "{e}");
+    }
+
+    #[test]
+    fn count_zero_is_refused() {
+        assert!(parse_count("0").is_err());
+        assert_eq!(parse_count("3"), Ok(3));
+    }
+
+    #[test]
+    fn durations_print_rounded_to_their_scale() {
+        assert_eq!(show(Duration::from_nanos(2_000_629_591)), "2s 1ms");
+        assert_eq!(show(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(show(Duration::from_micros(1500)), "1ms 500us");
+        assert_eq!(show(Duration::from_millis(250)), "250ms");
     }
 }

@@ -30,7 +30,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use crate::args::Common;
+use crate::args::{show, Common};
 use crate::output::{ms, Out, Tone};
 use crate::ping::{dead_fields, Summary};
 use crate::Exit;
@@ -86,8 +86,8 @@ impl Demo {
                     "close_timeout_ms": ms(config.close_timeout()), "bound_ms": ms(bound) }),
             Tone::Heading,
             &format!(
-                "heartbeat demo: ping every {:?}, pong timeout {:?}, close timeout {:?} -> a dead peer is detected within {:?} of its last sign of life",
-                config.ping_interval(), config.pong_timeout(), config.close_timeout(), bound
+                "heartbeat demo: ping every {}, pong timeout {}, close timeout {} -> a dead peer is detected within {} of its last sign of life",
+                show(config.ping_interval()), show(config.pong_timeout()), show(config.close_timeout()), show(bound)
             ),
         );
         let (server, server_addr) = spawn_server(common, config, out.clone()).await?;
@@ -251,7 +251,7 @@ impl Demo {
             }
             Event::Dead { reason, .. } => {
                 let mut fields = dead_fields(&reason);
-                let mut text = format!("DEAD: {reason}");
+                let mut text = format!("DEAD: {}", crate::report::describe_death(&reason));
                 if let Some((fault, at)) = self.pending_fault.remove(who) {
                     let after = at.elapsed();
                     let within = after <= bound;

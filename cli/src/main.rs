@@ -6,12 +6,15 @@ mod demo;
 mod output;
 mod ping;
 mod report;
+mod rtt;
 mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use heartbeat_core::{Bounds, Config, ConfigError, Field, Liveness, Role};
+use heartbeat_core::{Bounds, Config, ConfigBuilder, ConfigError, Field, Liveness, Role};
+
+use args::show;
 
 use args::{Cli, Command, Common, LivenessArg};
 use output::Out;
@@ -42,15 +45,20 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Usage as u8);
         }
     };
-    let out = Out::new(cli.common.json);
+    let quiet = matches!(&cli.command, Some(Command::Ping(p)) if p.quiet);
+    let out = Out::new(cli.common.json).quiet(quiet);
     let (role, demo) = match cli.command {
         Some(Command::Serve(_)) => (Role::Server, false),
         Some(Command::Ping(_)) => (Role::Client, false),
         None | Some(Command::Demo) => (Role::Client, true),
     };
-    let config = match heartbeat_config(&cli.common, role, demo) {
+    // ping(8)'s habit: the first ping as the connection opens.
+    let first_ping_at_connect = matches!(cli.command, Some(Command::Ping(_)));
+    let config = match heartbeat_config(&cli.common, role, demo)
+        .and_then(|b| b.ping_on_connect(first_ping_at_connect).build())
+    {
         Ok(c) => c,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&cli.common, &e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,10 +90,11 @@ fn main() -> ExitCode {
     ExitCode::from(exit as u8)
 }
 
-/// The core config for the common options; a rejected value names its option.
+/// The core config builder for the common options, checked (a rejected value names
+/// its option through [`usage_error`]); a command may set more before building.
 ///
 /// The demo's defaults are shorter so that it shows everything in about 20 seconds.
-pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<Config, ConfigError> {
+pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<ConfigBuilder, ConfigError> {
     let ms = std::time::Duration::from_millis;
     let (interval, timeout, close, connect) = if demo {
         (ms(500), ms(1000), ms(500), ms(800))
@@ -93,7 +102,7 @@ pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<Config, Co
         (ms(1000), ms(2000), ms(1000), ms(10_000))
     };
     let timeout = c.timeout.unwrap_or(timeout);
-    Config::builder()
+    let builder = Config::builder()
         .role(role)
         .ping_interval(c.interval.unwrap_or(interval))
         .pong_timeout(timeout)
@@ -106,38 +115,42 @@ pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<Config, Co
         .adaptive_timeout(c.adaptive.then(|| Bounds {
             min: ms(10).min(timeout),
             max: timeout,
-        }))
-        .build()
+        }));
+    builder.build().map(|_| builder)
 }
 
-fn usage_error(e: &ConfigError) -> ExitCode {
-    let option = match e.field() {
-        Field::PingInterval => "--interval",
-        Field::PongTimeout => "--timeout",
-        Field::CloseTimeout => "--close-timeout",
-        Field::ConnectTimeout => "--connect-timeout",
-        Field::Liveness => "--liveness",
-        Field::AdaptiveTimeout => "--adaptive",
-        _ => "configuration",
-    };
-    let defaults = Config::default();
-    let why = match e {
-        ConfigError::OutOfBounds {
-            field: Field::PingInterval,
-            ..
-        } => {
-            let b = defaults.interval_bounds();
-            format!("must be between {:?} and {:?}", b.min, b.max)
-        }
-        ConfigError::OutOfBounds {
-            field: Field::PongTimeout,
-            ..
-        } => {
-            let b = defaults.timeout_bounds();
-            format!("must be between {:?} and {:?}", b.min, b.max)
-        }
-        other => other.to_string(),
-    };
-    eprintln!("heartbeat: invalid {option}: {why}");
+/// Reports a rejected heartbeat setting in clap's own words, so every usage error
+/// reads the same: `invalid value 'V' for '--option <DURATION>': the allowed range`.
+fn usage_error(c: &Common, e: &ConfigError) -> ExitCode {
+    eprintln!("heartbeat: {}", describe_config_error(c, e));
     ExitCode::from(Exit::Usage as u8)
+}
+
+/// The one line for [`usage_error`]; the range comes from the rejecting config's
+/// default bounds (the CLI does not change them).
+pub fn describe_config_error(c: &Common, e: &ConfigError) -> String {
+    let defaults = Config::default();
+    let range = |b: Bounds| format!("must be between {} and {}", show(b.min), show(b.max));
+    let (option, value, why) = match e.field() {
+        Field::PingInterval => ("--interval", c.interval, range(defaults.interval_bounds())),
+        Field::PongTimeout => ("--timeout", c.timeout, range(defaults.timeout_bounds())),
+        Field::CloseTimeout => (
+            "--close-timeout",
+            c.close_timeout,
+            "must be greater than zero".to_owned(),
+        ),
+        Field::ConnectTimeout => (
+            "--connect-timeout",
+            c.connect_timeout,
+            "must be greater than zero".to_owned(),
+        ),
+        _ => return format!("invalid configuration: {e}"),
+    };
+    match value {
+        Some(v) => format!(
+            "invalid value '{}' for '{option} <DURATION>': {why}",
+            show(v)
+        ),
+        None => format!("invalid configuration for {option}: {e}"),
+    }
 }

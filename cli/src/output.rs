@@ -15,6 +15,8 @@ pub struct Out {
 
 struct Inner {
     json: bool,
+    /// Only the summary (`ping -q`).
+    quiet: bool,
     colour: bool,
     start: Instant,
 }
@@ -38,9 +40,24 @@ impl Out {
         Out {
             inner: Arc::new(Inner {
                 json,
+                quiet: false,
                 colour: !json && std::io::stdout().is_terminal(),
                 start: Instant::now(),
             }),
+        }
+    }
+
+    /// The same output showing only the summary (`ping -q`): every other event
+    /// is dropped, in text and in JSON.
+    pub fn quiet(self, quiet: bool) -> Out {
+        let inner = Inner {
+            json: self.inner.json,
+            quiet,
+            colour: self.inner.colour,
+            start: self.inner.start,
+        };
+        Out {
+            inner: Arc::new(inner),
         }
     }
 
@@ -57,6 +74,9 @@ impl Out {
     /// Emits `event` with `fields` as JSON, or `who` + `text` as an aligned text line
     /// (nothing in text mode when `text` is empty).
     pub fn event(&self, event: &str, who: &str, fields: Value, tone: Tone, text: &str) {
+        if self.inner.quiet && event != "summary" {
+            return;
+        }
         let t = self.elapsed();
         let mut out = std::io::stdout().lock();
         let result = if self.inner.json {

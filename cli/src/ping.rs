@@ -7,12 +7,13 @@ use heartbeat_tokio::{connect, Event, JsonCodec, Options};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::args::PingArgs;
+use crate::args::{show, PingArgs};
 use crate::output::{ms, Out, Tone};
-use crate::Exit;
+use crate::report::{describe_connect_error, describe_death};
+use crate::{rtt, Exit};
 
-/// Pings `args.url` until `--count` pongs, Ctrl-C, or (without `--reconnect`) the end
-/// of the connection. Returns the documented exit code.
+/// Pings `args.url` until `--count` pongs, `--deadline`, Ctrl-C, or (without
+/// `--reconnect`) the end of the connection. Returns the documented exit code.
 pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut options = Options::new(config).observe(move |e: &Event| {
@@ -32,20 +33,29 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
         let _ = finished_tx.send(()).await;
     });
 
+    let deadline = until(args.deadline);
+    tokio::pin!(deadline);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let mut summary = Summary::default();
+    let mut connected = false;
     let who = "ping";
-    let exit = loop {
+    let ended = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Exit::Ok,
-            _ = finished.recv() => break Exit::ConnectionEnded,
+            _ = &mut interrupted => break None,
+            _ = &mut deadline => break None,
+            _ = finished.recv() => break Some(Exit::ConnectionEnded),
             event = events.recv() => {
-                let Some(event) = event else { break Exit::ConnectionEnded };
+                let Some(event) = event else { break Some(Exit::ConnectionEnded) };
                 match event {
-                    Event::Connected { attempt } => out.event("connected", who,
-                        json!({ "url": args.url, "attempt": attempt }), Tone::Good,
-                        &format!("connected to {} (heartbeat {}{:?}, timeout {:?})", args.url,
-                            if args.app_json { "JSON every " } else { "every " },
-                            config.ping_interval(), config.pong_timeout())),
+                    Event::Connected { attempt } => {
+                        connected = true;
+                        out.event("connected", who,
+                            json!({ "url": args.url, "attempt": attempt }), Tone::Good,
+                            &format!("connected to {} (heartbeat {}every {}, timeout {})", args.url,
+                                if args.app_json { "JSON " } else { "" },
+                                show(config.ping_interval()), show(config.pong_timeout())));
+                    }
                     Event::PingSent { seq } => {
                         summary.sent += 1;
                         out.event("ping", who, json!({ "seq": seq }), Tone::Plain, "");
@@ -55,39 +65,59 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
                         out.event("pong", who, json!({ "seq": seq, "rtt_ms": ms(rtt) }), Tone::Plain,
                             &format!("pong seq={seq} rtt={:.3} ms", ms(rtt)));
                         if args.count.is_some_and(|n| summary.received >= n) {
-                            break Exit::Ok;
+                            break None;
                         }
                     }
                     Event::Dead { reason, .. } => {
                         let fault = reason.is_fault();
                         out.event("dead", who, dead_fields(&reason), if fault { Tone::Bad } else { Tone::Plain },
-                            &format!("{reason}"));
+                            &describe_death(&reason));
                         if !args.reconnect {
-                            break match reason {
+                            break Some(match reason {
                                 DeathReason::PongTimeout { .. } => Exit::Unresponsive,
                                 _ => Exit::ConnectionEnded,
-                            };
+                            });
                         }
                     }
                     Event::Closed { code } => out.event("closed", who, json!({ "code": code }), Tone::Plain,
                         &format!("closed with {code}")),
                     Event::Reconnecting { after, attempt } => out.event("reconnecting", who,
                         json!({ "delay_ms": ms(after), "attempt": attempt }), Tone::Plain,
-                        &format!("reconnecting in {:.0} ms (attempt {attempt})", ms(after))),
+                        &format!("reconnecting in {} (attempt {attempt})", show(after))),
                     Event::ConnectFailed { error } => {
-                        out.event("connect_failed", who, json!({ "error": error.to_string() }), Tone::Bad,
-                            &format!("connect failed: {error}"));
+                        let cause = describe_connect_error(&error);
                         if !args.reconnect {
-                            break Exit::ConnectionEnded;
+                            // Fatal: the one error line, on stderr as every other.
+                            if out.is_json() {
+                                out.event("connect_failed", who, json!({ "error": cause }), Tone::Bad, "");
+                            } else {
+                                eprintln!("heartbeat: cannot connect to {}: {cause}", args.url);
+                            }
+                            break Some(Exit::ConnectionEnded);
                         }
+                        out.event("connect_failed", who, json!({ "error": cause }), Tone::Bad,
+                            &format!("cannot connect: {cause}"));
                     }
                     _ => {}
                 }
             }
         }
     };
-    summary.print(&out, &args.url);
-    exit
+    if connected {
+        summary.print(&out, &args.url);
+    }
+    match ended {
+        Some(exit) => exit,
+        None => summary.exit_code(args.count, args.deadline.is_some()),
+    }
+}
+
+/// Resolves after `deadline`, or never.
+async fn until(deadline: Option<Duration>) {
+    match deadline {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// JSON fields for a death: the reason as a word, plus what it carries.
@@ -127,6 +157,18 @@ impl Summary {
         self.rtts.push(ms(rtt));
     }
 
+    /// How a run that was stopped (count, deadline or Ctrl-C) ends, as ping(8) says:
+    /// 1 if no pong ever came, or if a count and a deadline were both given and the
+    /// deadline came first; 0 otherwise.
+    pub fn exit_code(&self, count: Option<u64>, deadline: bool) -> Exit {
+        let short = deadline && count.is_some_and(|n| self.received < n);
+        if self.received == 0 || short {
+            Exit::Unresponsive
+        } else {
+            Exit::Ok
+        }
+    }
+
     /// (min, avg, max, mdev) in milliseconds, as ping(8) computes them.
     pub fn rtt_stats(&self) -> Option<(f64, f64, f64, f64)> {
         if self.rtts.is_empty() {
@@ -150,11 +192,22 @@ impl Summary {
         };
         let stats = self.rtt_stats();
         let mut fields = json!({ "sent": self.sent, "received": self.received, "loss_pct": (loss * 10.0).round() / 10.0 });
+        let mut sorted = self.rtts.clone();
+        sorted.sort_by(f64::total_cmp);
+        let p = |q| rtt::percentile(&sorted, q).unwrap_or(0.0);
+        let (p50, p90, p99) = (p(50.0), p(90.0), p(99.0));
+        let histogram = rtt::histogram(&sorted);
         if let Some((min, avg, max, mdev)) = stats {
             fields["rtt_min_ms"] = json!(min);
             fields["rtt_avg_ms"] = json!(avg);
             fields["rtt_max_ms"] = json!(max);
             fields["rtt_mdev_ms"] = json!(mdev);
+            fields["rtt_p50_ms"] = json!(p50);
+            fields["rtt_p90_ms"] = json!(p90);
+            fields["rtt_p99_ms"] = json!(p99);
+        }
+        if let Some((edges, counts)) = &histogram {
+            fields["rtt_histogram"] = json!({ "edges_ms": edges, "counts": counts });
         }
         out.event(
             "summary",
@@ -170,6 +223,15 @@ impl Summary {
         if let Some((min, avg, max, mdev)) = stats {
             out.line(&format!(
                 "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
+            ));
+            out.line(&format!("rtt p50/p90/p99 = {p50:.3}/{p90:.3}/{p99:.3} ms"));
+        }
+        if let Some((edges, counts)) = histogram {
+            out.line(&format!(
+                "rtt histogram {:.3} ms |{}| {:.3} ms",
+                edges[0],
+                rtt::sparkline(&counts),
+                edges[edges.len() - 1]
             ));
         }
     }

@@ -1,9 +1,39 @@
 //! How the end of a connection is described, in text and in JSON.
 
+use heartbeat_core::{ConnectFailure, DeathReason};
 use heartbeat_tokio::Error;
 use serde_json::{json, Value};
 
+use crate::args::show;
 use crate::output::ms;
+
+/// One line for a failed connection attempt: the cause, without the "connect
+/// failed" the caller's own words already say.
+pub fn describe_connect_error(e: &Error) -> String {
+    match e {
+        Error::Connect(cause) => cause.to_string(),
+        Error::ConnectTimeout(waited) => {
+            format!("not connected within {} (connect timeout)", show(*waited))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// One line for the machine's verdict, durations as people write them.
+pub fn describe_death(reason: &DeathReason) -> String {
+    match reason {
+        DeathReason::PongTimeout { waited } => {
+            format!(
+                "peer unresponsive: no pong {} after the ping",
+                show(*waited)
+            )
+        }
+        DeathReason::ConnectFailed(ConnectFailure::TimedOut { waited }) => {
+            format!("not connected after {}", show(*waited))
+        }
+        other => other.to_string(),
+    }
+}
 
 /// JSON fields describing why a connection ended: `reason`, and `code` for closes.
 pub fn end_fields(e: &Error) -> Value {
@@ -28,8 +58,8 @@ pub fn describe_end(e: &Error) -> String {
     match e {
         Error::PeerUnresponsive { waited } => {
             format!(
-                "DEAD: no pong {:.0} ms after the ping (closing with 1011)",
-                ms(*waited)
+                "DEAD: no pong {} after the ping (closing with 1011)",
+                show(*waited)
             )
         }
         Error::Closed {

@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
+use crate::args::show;
 use crate::output::{ms, Out, Tone};
 use crate::report::{describe_end, end_fields};
 
@@ -41,9 +42,9 @@ pub async fn run(
                 "timeout_ms": ms(config.pong_timeout()) }),
         Tone::Heading,
         &format!(
-            "listening on ws://{local}  (heartbeat every {:?}, timeout {:?}{})",
-            config.ping_interval(),
-            config.pong_timeout(),
+            "listening on ws://{local}  (heartbeat every {}, timeout {}{})",
+            show(config.ping_interval()),
+            show(config.pong_timeout()),
             if app_json { ", JSON heartbeat" } else { "" }
         ),
     );

@@ -1,13 +1,18 @@
 //! What a connection's driver did or saw, for monitoring and tools.
 //!
-//! Register an observer with [`Options::observe`](crate::Options::observe); it is
-//! called synchronously from the driver task, in order, for every event. It must not
+//! Register an observer with [`Options::observe`](crate::Options::observe) (the
+//! event alone) or [`Options::observe_conn`](crate::Options::observe_conn) (the
+//! event and the [`ConnInfo`] of the connection it belongs to); it is called
+//! synchronously from the driver task, in order, for every event. It must not
 //! block: forward the event to a channel or a metrics counter and return.
 
+use core::fmt;
 use core::time::Duration;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use heartbeat_core::DeathReason;
+use heartbeat_core::{DeathReason, Role};
 
 use crate::error::Error;
 
@@ -61,12 +66,115 @@ pub enum Event {
     },
 }
 
-/// The observer callback type; see [`Options::observe`](crate::Options::observe).
-pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
+/// A connection's number, unique in the process: one per accepted server
+/// connection, one per [`KeepAlive::new`](crate::KeepAlive::new) or
+/// [`KeepAliveStream`](crate::KeepAliveStream), and one per reconnecting
+/// [`connect`](crate::connect) client for its whole sequence of connections (their
+/// events tell the attempts apart), so a server-wide observer, a log line and a
+/// metric can all name the same connection.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ConnId(pub u64);
 
-/// Calls the observer, if any.
+impl ConnId {
+    /// The next unused id (they start at 1).
+    pub(crate) fn next() -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which connection an [`Event`] belongs to: given to every observer call made
+/// with [`Options::observe_conn`](crate::Options::observe_conn), and recorded on
+/// the connection's tracing span (`connection{id role peer url}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The connection's number.
+    pub id: ConnId,
+    /// Server (accepted) or client (connected out).
+    pub role: Role,
+    /// The peer's address, for connections accepted over TCP.
+    pub peer: Option<SocketAddr>,
+    /// The URL a [`connect`](crate::connect) client dials.
+    pub url: Option<Arc<str>>,
+}
+
+impl ConnInfo {
+    /// A new connection's info, with a fresh id.
+    pub(crate) fn new(role: Role, peer: Option<SocketAddr>, url: Option<&str>) -> ConnInfo {
+        ConnInfo {
+            id: ConnId::next(),
+            role,
+            peer,
+            url: url.map(Arc::from),
+        }
+    }
+
+    /// The connection's tracing span: every log line of its driver is inside it.
+    pub(crate) fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "connection",
+            id = self.id.0,
+            role = ?self.role,
+            peer = self.peer.map(tracing::field::display),
+            url = self.url.as_deref(),
+        )
+    }
+}
+
+/// An observer: a callback for every [`Event`] of the connections made with one
+/// [`Options`](crate::Options), told which connection each belongs to. Built by
+/// [`Options::observe`](crate::Options::observe) or
+/// [`Options::observe_conn`](crate::Options::observe_conn).
+#[derive(Clone)]
+pub struct Observer {
+    f: Callback,
+    /// The connection this copy reports for; set when a connection starts.
+    conn: Option<Arc<ConnInfo>>,
+}
+
+/// What an [`Observer`] calls.
+type Callback = Arc<dyn Fn(&ConnInfo, &Event) + Send + Sync>;
+
+impl Observer {
+    /// An observer calling `f`.
+    pub fn new(f: impl Fn(&ConnInfo, &Event) + Send + Sync + 'static) -> Observer {
+        Observer {
+            f: Arc::new(f),
+            conn: None,
+        }
+    }
+
+    /// This observer reporting for `conn`.
+    pub(crate) fn bound(&self, conn: Arc<ConnInfo>) -> Observer {
+        Observer {
+            f: self.f.clone(),
+            conn: Some(conn),
+        }
+    }
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observer")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls the observer, if any, with the connection it was bound to.
 pub(crate) fn emit(observer: &Option<Observer>, event: Event) {
-    if let Some(f) = observer {
-        f(&event);
+    if let Some(o) = observer {
+        match &o.conn {
+            Some(conn) => (o.f)(conn, &event),
+            // Every connection binds its observer before its first event; an
+            // unbound one still reports, under a fresh id.
+            None => (o.f)(&ConnInfo::new(Role::Client, None, None), &event),
+        }
     }
 }

@@ -65,6 +65,7 @@ impl KeepAlive {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let options = &options.bind(options.heartbeat.role(), None, None);
         crate::event::emit(
             &options.observer,
             crate::event::Event::Connected { attempt: 0 },
@@ -72,10 +73,11 @@ impl KeepAlive {
         let (mut link, handle) = channel(options, Status::of(&hb, &clock));
         link.on_dead = on_dead;
         let codec = options.codec.clone();
-        tokio::spawn(async move {
+        let driver = async move {
             // A single connection: a Connect the machine may ask for is not ours to act on.
             let _ = Driver::new(ws, hb, clock, codec, link).run().await;
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(driver, options.span()));
         handle
     }
 

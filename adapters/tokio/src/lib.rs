@@ -92,7 +92,7 @@ mod writer;
 pub use clock::Clock;
 pub use codec::{Heartbeat, HeartbeatCodec, JsonCodec};
 pub use error::{Error, Initiator};
-pub use event::{Event, Observer};
+pub use event::{ConnId, ConnInfo, Event, Observer};
 pub use handle::{KeepAlive, Receiver, Sender};
 pub use heartbeat_transport::tungstenite::small_buffers;
 pub use net::set_nodelay;

@@ -9,7 +9,7 @@ use heartbeat_transport::tungstenite::small_buffers;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::codec::HeartbeatCodec;
-use crate::event::{Event, Observer};
+use crate::event::{ConnInfo, Event, Observer};
 
 /// Settings for one connection (or one reconnecting client, or one server's accepted
 /// connections).
@@ -44,6 +44,8 @@ pub struct Options {
     /// (and their clones): a server's accepted connections, a client's successive
     /// connections.
     pub(crate) lag: Arc<heartbeat_transport::LagMeter>,
+    /// The connection these options were bound to (see [`Options::bind`]).
+    pub(crate) conn: Option<Arc<ConnInfo>>,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             seed: None,
             observer: None,
             lag: Arc::new(heartbeat_transport::LagMeter::new(crate::core::LAG_WINDOW)),
+            conn: None,
         }
     }
 
@@ -75,9 +78,44 @@ impl Options {
 
     /// Registers `f` to be called, in order and without blocking, for every
     /// [`Event`] of the connections made with these options.
-    pub fn observe(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Options {
-        self.observer = Some(Arc::new(f));
+    pub fn observe(self, f: impl Fn(&Event) + Send + Sync + 'static) -> Options {
+        self.observe_conn(move |_, e| f(e))
+    }
+
+    /// Registers `f` like [`observe`](Options::observe), also told which
+    /// connection each event belongs to (its [`ConnId`](crate::ConnId), role, and
+    /// peer address or URL): one observer can watch a whole server.
+    pub fn observe_conn(
+        mut self,
+        f: impl Fn(&ConnInfo, &Event) + Send + Sync + 'static,
+    ) -> Options {
+        self.observer = Some(Observer::new(f));
         self
+    }
+
+    /// These options for one new connection (a fresh [`ConnId`](crate::ConnId)),
+    /// or unchanged if already bound to one: the observer reports for it.
+    pub(crate) fn bind(
+        &self,
+        role: heartbeat_core::Role,
+        peer: Option<std::net::SocketAddr>,
+        url: Option<&str>,
+    ) -> Options {
+        if self.conn.is_some() {
+            return self.clone();
+        }
+        let conn = Arc::new(ConnInfo::new(role, peer, url));
+        let mut bound = self.clone();
+        bound.observer = self.observer.as_ref().map(|o| o.bound(conn.clone()));
+        bound.conn = Some(conn);
+        bound
+    }
+
+    /// The tracing span of the connection these options are bound to.
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.conn
+            .as_ref()
+            .map_or_else(tracing::Span::none, |c| c.span())
     }
 
     /// The configuration of a single connection (one that is not part of a

@@ -46,6 +46,7 @@ use crate::status::Status;
 /// called inside a tokio runtime.
 pub fn connect(url: impl Into<String>, options: Options) -> Connections {
     let url: String = url.into();
+    let options = options.bind(heartbeat_core::Role::Client, None, Some(&url));
     let ws_config = options.websocket;
     connect_with(
         move || {
@@ -73,6 +74,8 @@ where
     Fut: Future<Output = Result<WebSocketStream<S>, Error>> + Send + 'static,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let options = options.bind(heartbeat_core::Role::Client, None, None);
+    let span = options.span();
     let clock = Clock::start();
     let hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
     let (status_tx, status_rx) = watch::channel(Status::of(&hb, &clock));
@@ -87,7 +90,10 @@ where
         last_error: last_error.clone(),
         announced: None,
     };
-    tokio::spawn(supervisor.run(connector));
+    tokio::spawn(tracing::Instrument::instrument(
+        supervisor.run(connector),
+        span,
+    ));
     Connections {
         conn_rx,
         status: status_rx,

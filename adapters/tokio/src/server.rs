@@ -62,7 +62,9 @@ async fn accept_from<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (ws, hb, clock) = upgrade(stream, options).await?;
+    let options = &options.bind(heartbeat_core::Role::Server, peer, None);
+    let (ws, hb, clock) =
+        tracing::Instrument::instrument(upgrade(stream, options), options.span()).await?;
     // Insert under the lock the removal hook needs: a connection that dies at once
     // is removed only after it was inserted, never before.
     let mut inner = registry.lock();
@@ -86,7 +88,9 @@ where
         },
     );
     drop(inner);
-    debug!(id, ?peer, "client registered");
+    options
+        .span()
+        .in_scope(|| debug!(id, ?peer, "client registered"));
     Ok((id, keepalive))
 }
 

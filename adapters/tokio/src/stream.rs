@@ -44,6 +44,8 @@ pub struct KeepAliveStream<S> {
     inbox: VecDeque<Message>,
     pending_verdict: Option<Error>,
     ended: bool,
+    /// The connection's tracing span, entered on every poll.
+    span: tracing::Span,
 }
 
 impl<S> KeepAliveStream<S>
@@ -65,6 +67,7 @@ where
         clock: Clock,
         options: &Options,
     ) -> KeepAliveStream<S> {
+        let options = &options.bind(options.heartbeat.role(), None, None);
         KeepAliveStream {
             core: Core::new(
                 ws,
@@ -78,6 +81,7 @@ where
             inbox: VecDeque::new(),
             pending_verdict: None,
             ended: false,
+            span: options.span(),
         }
     }
 
@@ -106,6 +110,8 @@ impl KeepAliveStream<TcpStream> {
     ) -> Result<KeepAliveStream<TcpStream>, Error> {
         crate::net::set_nodelay(&stream)
             .map_err(|e| Error::Connect(std::sync::Arc::new(e.into())))?;
+        let peer = stream.peer_addr().ok();
+        let options = &options.bind(heartbeat_core::Role::Server, peer, None);
         let (ws, hb, clock) = crate::server::upgrade(stream, options).await?;
         Ok(Self::from_parts(ws, hb, clock, options))
     }
@@ -118,6 +124,8 @@ where
     type Item = Result<Message, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         if let Some(msg) = self.inbox.pop_front() {
             return Poll::Ready(Some(Ok(msg)));
         }
@@ -151,6 +159,8 @@ where
     /// Waits for room in the outbound queue; the heartbeat keeps running meanwhile
     /// (a peer that stops reading is still judged).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         loop {
             self.check_open()?;
             if self.core.queued() < WRITE_QUEUE {
@@ -168,6 +178,8 @@ where
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         match msg {
             Message::Text(_) | Message::Binary(_) => {
                 self.check_open()?;
@@ -181,6 +193,8 @@ where
     /// Writes what is queued; the heartbeat keeps running meanwhile, so a flush
     /// that cannot finish (a hung peer's zero window) ends with the verdict.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         loop {
             if self.core.poll_write(cx).is_ready() {
                 return Poll::Ready(Ok(()));
@@ -195,6 +209,8 @@ where
 
     /// Closes with 1000 and runs the handshake to its end.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         if matches!(self.core.hb().state(), heartbeat_core::State::Open) {
             self.core.close(CloseCode::NORMAL);
         }

@@ -119,6 +119,26 @@ impl CloseCode {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for CloseCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.0)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for CloseCode {
+    /// A number, refused unless sendable (see [`CloseCode::new`]).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CloseCode, D::Error> {
+        let code = <u16 as serde::Deserialize>::deserialize(d)?;
+        CloseCode::new(code).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "close code {code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)"
+            ))
+        })
+    }
+}
+
 impl fmt::Display for CloseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

@@ -11,6 +11,11 @@ use crate::action::CloseCode;
 
 /// Which end of the connection the machine drives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Role {
     /// Pings, detects death, and reconnects with backoff.
     Client,
@@ -22,6 +27,11 @@ pub enum Role {
 ///
 /// Our own sends never count: writing into a socket proves nothing about the peer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Liveness {
     /// Only a pong answering one of our pings (what Python `websockets` does).
     PongOnly,
@@ -31,6 +41,11 @@ pub enum Liveness {
 
 /// How random the reconnect delays are.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Jitter {
     /// Uniform in `[0, ceiling]` on every step ("full jitter"): spreads a herd of
     /// clients best.
@@ -43,10 +58,17 @@ pub enum Jitter {
 
 /// An inclusive range of durations a value must stay within.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 pub struct Bounds {
     /// The smallest allowed value.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub min: Duration,
     /// The largest allowed value.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub max: Duration,
 }
 
@@ -64,11 +86,17 @@ impl Bounds {
 
 /// Limits on inbound pings, as gRPC servers enforce with `too_many_pings`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 pub struct PingFlood {
     /// Pings answered per window; more in the same window are not answered.
     pub max_pings: u32,
     /// The window length (windows tumble: a new one starts at the first ping after
     /// the previous one ended).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub window: Duration,
     /// Windows that may exceed the budget; the next one over closes with 1008.
     pub max_strikes: u32,
@@ -77,12 +105,19 @@ pub struct PingFlood {
 /// Reconnect backoff: delay ceiling `min(cap, base * multiplier^(attempt-1))`,
 /// randomised by [`Jitter`].
 #[derive(Clone, Copy, PartialEq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case", default, deny_unknown_fields)
+)]
 pub struct Backoff {
     /// The first ceiling.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub base: Duration,
     /// Growth per attempt; at least 1.
     pub multiplier: f64,
     /// The largest ceiling.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub cap: Duration,
     /// How delays are randomised.
     pub jitter: Jitter,
@@ -90,23 +125,41 @@ pub struct Backoff {
     pub max_attempts: Option<u32>,
     /// A connection must prove liveness this long after connecting before the
     /// attempt counter resets; a flapping server keeps the backoff growing.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub reset_after: Duration,
     /// The largest server-requested delay honoured (see
     /// [`handle_retry_after`](crate::HeartbeatMachine::handle_retry_after)).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub max_requested_delay: Duration,
 }
 
 /// A validated heartbeat configuration. Build one with [`Config::builder`].
+///
+/// With the `serde` feature it also loads from TOML, JSON or env (field names as
+/// the builder's methods, durations as text like `"20s"` or `"1h 30m"`, missing
+/// fields at their defaults, unknown fields refused) and is validated as
+/// [`ConfigBuilder::build`] validates: a loaded `Config` is always a valid one.
 #[derive(Clone, Copy, PartialEq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(remote = "Self", default, deny_unknown_fields)
+)]
 pub struct Config {
     pub(crate) role: Role,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub(crate) ping_interval: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub(crate) pong_timeout: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub(crate) close_timeout: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub(crate) connect_timeout: Duration,
     pub(crate) liveness: Liveness,
     pub(crate) idle_only: bool,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub(crate) stall_threshold: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub(crate) max_local_lag: Duration,
     pub(crate) dead_close_code: CloseCode,
     pub(crate) adaptive_timeout: Option<Bounds>,
@@ -116,6 +169,33 @@ pub struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) reconnect_on_permanent_close: bool,
     pub(crate) ping_on_connect: bool,
+}
+
+impl Default for Backoff {
+    /// The defaults listed on [`ConfigBuilder`].
+    fn default() -> Backoff {
+        ConfigBuilder::DEFAULTS.backoff
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Config {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The derived field-by-field form (`serde(remote = "Self")`).
+        Config::serialize(self, s)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Config {
+    /// The fields as written, then every check of [`ConfigBuilder::build`]; the
+    /// error names the field as the builder does.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Config, D::Error> {
+        let config = Config::deserialize(d)?;
+        ConfigBuilder { config }
+            .build()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Config {

@@ -148,6 +148,8 @@ mod machine;
 mod outcome;
 mod reason;
 mod rtt;
+#[cfg(feature = "serde")]
+pub mod serde_duration;
 mod stats;
 mod time;
 mod timer;

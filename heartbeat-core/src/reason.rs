@@ -11,12 +11,18 @@ use crate::time::Instant;
 /// closed) does not change it. The reason of the one [`Action::Dead`](crate::Action::Dead)
 /// of a connection is the reason every later [`State`] of that connection carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum DeathReason {
     /// No pong (or, with [`Liveness::AnyFrame`](crate::Liveness::AnyFrame), no
     /// inbound frame) arrived within the pong timeout after a ping.
     PongTimeout {
         /// How long the machine waited since the ping was handed to the transport.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
         waited: Duration,
     },
     /// The peer sent a close frame (`None`: the frame carried no code).
@@ -78,6 +84,11 @@ impl fmt::Display for DeathReason {
 
 /// Why a connection attempt failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ConnectFailure {
     /// The driver reported the attempt failed
@@ -88,6 +99,7 @@ pub enum ConnectFailure {
     /// within `connect_timeout`; the machine abandoned it.
     TimedOut {
         /// How long the attempt ran.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
         waited: Duration,
     },
 }
@@ -103,6 +115,11 @@ impl fmt::Display for ConnectFailure {
 
 /// How the peer broke the protocol.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A ping carried more than 125 bytes, which no control frame may.
@@ -137,6 +154,11 @@ impl fmt::Display for ProtocolError {
 /// Every state after a connection ended carries the reason, so a driver matches on
 /// the state and never has to guess one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum State {
     /// Built, nothing started: call [`connect`](crate::HeartbeatMachine::connect),
@@ -193,6 +215,11 @@ impl State {
 
 /// A graded view of the peer's liveness.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Health {
     /// Liveness was proven recently enough; nothing is overdue.

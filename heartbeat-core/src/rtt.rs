@@ -4,14 +4,23 @@ use core::time::Duration;
 
 /// RTT figures for one connection, fed by matched pongs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct RttStats {
     /// The most recent sample.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::option"))]
     pub last: Option<Duration>,
     /// The smallest sample seen.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::option"))]
     pub min: Option<Duration>,
     /// Smoothed RTT (RFC 6298: `SRTT = 7/8·SRTT + 1/8·R`).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::option"))]
     pub smoothed: Option<Duration>,
     /// RTT variation (RFC 6298: `RTTVAR = 3/4·RTTVAR + 1/4·|SRTT − R|`).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::option"))]
     pub variance: Option<Duration>,
     /// How many samples were taken.
     pub samples: u64,

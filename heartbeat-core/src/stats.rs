@@ -2,6 +2,7 @@
 
 /// What has happened on this machine, across all its connections.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// Pings the machine asked the driver to send.

@@ -15,6 +15,11 @@ use core::time::Duration;
 /// Only differences between two `Instant`s fed to the same machine mean anything.
 /// `u64` nanoseconds cover 584 years, far beyond any connection's life.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Instant(u64);
 
 impl Instant {

@@ -154,13 +154,24 @@ fn ping_on_connect_sends_the_first_ping_as_the_connection_opens_then_every_inter
     assert_eq!(deadline(&m), (t(40), TimerKind::Actions), "queued at once");
     assert_eq!(drain(&mut m), [ping(0)], "the first ping at connect");
     m.handle_ping_sent(t(41));
-    assert_eq!(deadline(&m), (t(541), TimerKind::PongTimeout), "its pong timer runs");
+    assert_eq!(
+        deadline(&m),
+        (t(541), TimerKind::PongTimeout),
+        "its pong timer runs"
+    );
     assert_eq!(
         m.handle_pong(t(43), &seq(0)),
-        PongOutcome::Matched { seq: 0, rtt: Some(ms(2)) }
+        PongOutcome::Matched {
+            seq: 0,
+            rtt: Some(ms(2))
+        }
     );
     assert_eq!(drain(&mut m), []);
-    assert_eq!(deadline(&m), (t(1040), TimerKind::Ping), "then every interval");
+    assert_eq!(
+        deadline(&m),
+        (t(1040), TimerKind::Ping),
+        "then every interval"
+    );
     ping_at(&mut m, 1040, 1);
 
     // The default keeps the first ping one interval away.

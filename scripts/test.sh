@@ -28,7 +28,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+# The opt-in serde feature (core and the tokio adapter), which no workspace member enables.
+cargo clippy -p heartbeat-core -p heartbeat-tokio --all-targets --features serde -- -D warnings
 echo "== cargo doc -D warnings (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
+echo "== cargo test --features serde (Config from TOML/JSON, serializable events and status)"
+cargo test -p heartbeat-core -p heartbeat-tokio --features serde --no-fail-fast --test serde

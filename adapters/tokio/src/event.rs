@@ -17,7 +17,15 @@ use heartbeat_core::{DeathReason, Role};
 use crate::error::Error;
 
 /// One observable step of a connection's heartbeat.
+///
+/// With the `serde` feature it serializes tagged by `event` (`{"event":"pong",
+/// "seq":3,"rtt":"1ms 250us"}`), durations as text, errors as their message.
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "event", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Event {
     /// A connection is up. `attempt` is the reconnect attempt that succeeded (0 for
@@ -36,6 +44,7 @@ pub enum Event {
         /// The ping it answered.
         seq: u64,
         /// The round-trip time measured by the machine.
+        #[cfg_attr(feature = "serde", serde(with = "heartbeat_core::serde_duration"))]
         rtt: Duration,
     },
     /// The machine's verdict: the connection is over, at detection time.
@@ -44,6 +53,7 @@ pub enum Event {
         reason: DeathReason,
         /// The local lag the verdict allowed for (how late this process's timers
         /// were running; see `HeartbeatMachine::handle_local_lag`).
+        #[cfg_attr(feature = "serde", serde(with = "heartbeat_core::serde_duration"))]
         local_lag: Duration,
     },
     /// A close frame with `code` was sent (ours, or the reply to the peer's).
@@ -55,6 +65,7 @@ pub enum Event {
     /// announced at the verdict or the failed attempt.
     Reconnecting {
         /// The delay.
+        #[cfg_attr(feature = "serde", serde(with = "heartbeat_core::serde_duration"))]
         after: Duration,
         /// The attempt it will be.
         attempt: u32,
@@ -62,8 +73,15 @@ pub enum Event {
     /// A connection attempt failed.
     ConnectFailed {
         /// Why.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "display"))]
         error: Error,
     },
+}
+
+/// Serializes a value as its `Display` text.
+#[cfg(feature = "serde")]
+fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// A connection's number, unique in the process: one per accepted server
@@ -73,6 +91,7 @@ pub enum Event {
 /// events tell the attempts apart), so a server-wide observer, a log line and a
 /// metric can all name the same connection.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
 pub struct ConnId(pub u64);
 
 impl ConnId {
@@ -93,6 +112,7 @@ impl fmt::Display for ConnId {
 /// with [`Options::observe_conn`](crate::Options::observe_conn), and recorded on
 /// the connection's tracing span (`connection{id role peer url}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ConnInfo {
     /// The connection's number.
     pub id: ConnId,

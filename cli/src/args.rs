@@ -30,6 +30,15 @@ pub enum Command {
     /// Exit codes: 0 all answered (or interrupted), 1 the peer became unresponsive (per --timeout),
     /// 2 invalid usage, 3 could not connect or the connection ended otherwise.
     Ping(PingArgs),
+    /// Talk to a WebSocket server, with a real heartbeat: stdin lines become text
+    /// messages, received messages go to stdout, heartbeat status to stderr.
+    ///
+    /// When stdin ends, messages still arriving are printed until the connection has
+    /// been quiet for --linger, then it closes with 1000. Exit codes as `ping`: 0 stdin
+    /// ended (or Ctrl-C, or the server closed with 1000/1001), 1 the peer became
+    /// unresponsive (per --timeout), 2 invalid usage, 3 could not connect or the
+    /// connection ended otherwise.
+    Connect(ConnectArgs),
     /// Echo and broadcast server with server-side heartbeats; logs connects, disconnects and dead clients.
     Serve(ServeArgs),
 }
@@ -53,6 +62,23 @@ pub struct PingArgs {
     pub reconnect: bool,
     /// Use the JSON application heartbeat ({"type":"ping","timestamp":..} answered by
     /// {"type":"pong","timestamp":..}) instead of WebSocket ping/pong control frames.
+    #[arg(long)]
+    pub app_json: bool,
+}
+
+/// `heartbeat connect` options.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// The server, e.g. ws://127.0.0.1:9001
+    pub url: String,
+    /// On a dead connection, reconnect with backoff and keep going (lines typed
+    /// meanwhile are sent on the next connection) instead of exiting.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// After stdin ends, wait until nothing has arrived for this long before closing.
+    #[arg(long, default_value = "500ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub linger: Duration,
+    /// Use the JSON application heartbeat instead of WebSocket ping/pong frames.
     #[arg(long)]
     pub app_json: bool,
 }

@@ -2,6 +2,7 @@
 //! WebSocket server (`ping`), or run an echo/broadcast server with heartbeats (`serve`).
 
 mod args;
+mod connect;
 mod demo;
 mod output;
 mod ping;
@@ -46,14 +47,18 @@ fn main() -> ExitCode {
         }
     };
     let quiet = matches!(&cli.command, Some(Command::Ping(p)) if p.quiet);
-    let out = Out::new(cli.common.json).quiet(quiet);
+    let mut out = Out::new(cli.common.json).quiet(quiet);
+    if matches!(cli.command, Some(Command::Connect(_))) {
+        // stdout carries the peer's messages; the heartbeat reports on stderr.
+        out = out.to_stderr();
+    }
     let (role, demo) = match cli.command {
         Some(Command::Serve(_)) => (Role::Server, false),
-        Some(Command::Ping(_)) => (Role::Client, false),
+        Some(Command::Ping(_) | Command::Connect(_)) => (Role::Client, false),
         None | Some(Command::Demo) => (Role::Client, true),
     };
     // ping(8)'s habit: the first ping as the connection opens.
-    let first_ping_at_connect = matches!(cli.command, Some(Command::Ping(_)));
+    let first_ping_at_connect = matches!(cli.command, Some(Command::Ping(_) | Command::Connect(_)));
     let config = match heartbeat_config(&cli.common, role, demo)
         .and_then(|b| b.ping_on_connect(first_ping_at_connect).build())
     {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         match cli.command {
             None | Some(Command::Demo) => demo::run(cli.common.clone(), config, out).await,
             Some(Command::Ping(args)) => ping::run(args, config, out).await,
+            Some(Command::Connect(args)) => connect::run(args, config, out).await,
             Some(Command::Serve(args)) => {
                 match serve::run(args.bind, args.app_json, config, out).await {
                     Ok(()) => Exit::Ok,

@@ -15,6 +15,8 @@ pub struct Out {
 
 struct Inner {
     json: bool,
+    /// Events go to stderr (`connect`, whose stdout is the peer's messages).
+    stderr: bool,
     /// Only the summary (`ping -q`).
     quiet: bool,
     colour: bool,
@@ -40,6 +42,7 @@ impl Out {
         Out {
             inner: Arc::new(Inner {
                 json,
+                stderr: false,
                 quiet: false,
                 colour: !json && std::io::stdout().is_terminal(),
                 start: Instant::now(),
@@ -52,8 +55,23 @@ impl Out {
     pub fn quiet(self, quiet: bool) -> Out {
         let inner = Inner {
             json: self.inner.json,
+            stderr: self.inner.stderr,
             quiet,
             colour: self.inner.colour,
+            start: self.inner.start,
+        };
+        Out {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same output on stderr, colour decided by stderr being a terminal.
+    pub fn to_stderr(self) -> Out {
+        let inner = Inner {
+            json: self.inner.json,
+            stderr: true,
+            quiet: self.inner.quiet,
+            colour: !self.inner.json && std::io::stderr().is_terminal(),
             start: self.inner.start,
         };
         Out {
@@ -78,7 +96,11 @@ impl Out {
             return;
         }
         let t = self.elapsed();
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn Write> = if self.inner.stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         let result = if self.inner.json {
             let mut obj = Map::new();
             obj.insert("event".into(), json!(event));
@@ -114,7 +136,11 @@ impl Out {
     /// A plain line of text (never in JSON mode).
     pub fn line(&self, text: &str) {
         if !self.inner.json {
-            let mut out = std::io::stdout().lock();
+            let mut out: Box<dyn Write> = if self.inner.stderr {
+                Box::new(std::io::stderr().lock())
+            } else {
+                Box::new(std::io::stdout().lock())
+            };
             let _ = writeln!(out, "{text}").and_then(|()| out.flush());
         }
     }

@@ -2,81 +2,15 @@
 //! processes on loopback. First ping at connect, -i/-W/-w/-c/-q, exit codes, the
 //! summary's percentiles and histogram, humantime durations, one error style.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{events, heartbeat, json_lines, mute_server, stderr, stdout, Server};
 use serde_json::Value;
-
-fn heartbeat() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_heartbeat"))
-}
-
-fn json_lines(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|v| v["event"] == name).collect()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// `heartbeat serve` on a free port (pings every 200 ms); killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = heartbeat()
-            .args(["serve", "--bind", "127.0.0.1:0", "--json", "-i", "200ms"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut first)
-            .expect("serve prints its address");
-        let v: Value = serde_json::from_str(&first).expect("JSON");
-        let url = format!("ws://{}/", v["addr"].as_str().expect("addr"));
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A WebSocket server that completes the upgrade and then never reads: our pings
-/// are never answered, and nothing else arrives either.
-fn mute_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().map_while(Result::ok) {
-            if let Ok(ws) = tungstenite::accept(stream) {
-                held.push(ws);
-            }
-        }
-    });
-    url
-}
 
 #[test]
 fn the_first_pong_comes_within_50ms_of_connecting() {

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let mut out = Out::new(cli.common.json).quiet(quiet);
     if matches!(cli.command, Some(Command::Connect(_))) {
         // stdout carries the peer's messages; the heartbeat reports on stderr.
-        out = out.to_stderr();
+        out = out.on_stderr();
     }
     let (role, demo) = match cli.command {
         Some(Command::Serve(_)) => (Role::Server, false),

@@ -66,7 +66,7 @@ impl Out {
     }
 
     /// The same output on stderr, colour decided by stderr being a terminal.
-    pub fn to_stderr(self) -> Out {
+    pub fn on_stderr(self) -> Out {
         let inner = Inner {
             json: self.inner.json,
             stderr: true,

@@ -132,27 +132,24 @@ fn usage_error(c: &Common, e: &ConfigError) -> ExitCode {
     ExitCode::from(Exit::Usage as u8)
 }
 
-/// The one line for [`usage_error`]; the range comes from the rejecting config's
-/// default bounds (the CLI does not change them).
+/// The one line for [`usage_error`]: the option, the value given and the range,
+/// all three taken from the error the config builder returned.
 pub fn describe_config_error(c: &Common, e: &ConfigError) -> String {
-    let defaults = Config::default();
-    let range = |b: Bounds| format!("must be between {} and {}", show(b.min), show(b.max));
-    let (option, value, why) = match e.field() {
-        Field::PingInterval => ("--interval", c.interval, range(defaults.interval_bounds())),
-        Field::PongTimeout => ("--timeout", c.timeout, range(defaults.timeout_bounds())),
-        Field::CloseTimeout => (
-            "--close-timeout",
-            c.close_timeout,
-            "must be greater than zero".to_owned(),
-        ),
-        Field::ConnectTimeout => (
-            "--connect-timeout",
-            c.connect_timeout,
-            "must be greater than zero".to_owned(),
-        ),
+    let (option, given) = match e.field() {
+        Field::PingInterval => ("--interval", c.interval),
+        Field::PongTimeout => ("--timeout", c.timeout),
+        Field::CloseTimeout => ("--close-timeout", c.close_timeout),
+        Field::ConnectTimeout => ("--connect-timeout", c.connect_timeout),
         _ => return format!("invalid configuration: {e}"),
     };
-    match value {
+    let why = match *e {
+        ConfigError::OutOfBounds { min, max, .. } => {
+            format!("must be between {} and {}", show(min), show(max))
+        }
+        ConfigError::Zero { .. } => "must be greater than zero".to_owned(),
+        other => other.to_string(),
+    };
+    match given {
         Some(v) => format!(
             "invalid value '{}' for '{option} <DURATION>': {why}",
             show(v)

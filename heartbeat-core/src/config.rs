@@ -497,16 +497,20 @@ impl ConfigBuilder {
         bounds(F::IntervalBounds, c.interval_bounds)?;
         bounds(F::TimeoutBounds, c.timeout_bounds)?;
         if !c.interval_bounds.contains(c.ping_interval) {
-            return Err(E::OutOfBounds {
-                field: F::PingInterval,
-                bounds: F::IntervalBounds,
-            });
+            return Err(out_of(
+                F::PingInterval,
+                c.ping_interval,
+                F::IntervalBounds,
+                c.interval_bounds,
+            ));
         }
         if !c.timeout_bounds.contains(c.pong_timeout) {
-            return Err(E::OutOfBounds {
-                field: F::PongTimeout,
-                bounds: F::TimeoutBounds,
-            });
+            return Err(out_of(
+                F::PongTimeout,
+                c.pong_timeout,
+                F::TimeoutBounds,
+                c.timeout_bounds,
+            ));
         }
         if let Some(b) = c.adaptive_timeout {
             bounds(F::AdaptiveTimeout, b)?;
@@ -530,12 +534,15 @@ impl ConfigBuilder {
         if !(b.multiplier.is_finite() && b.multiplier >= 1.0) {
             return Err(E::InvalidMultiplier {
                 field: F::BackoffMultiplier,
+                value: b.multiplier,
             });
         }
         if b.cap < b.base {
             return Err(E::Below {
                 field: F::BackoffCap,
+                value: b.cap,
                 min: F::BackoffBase,
+                min_value: b.base,
             });
         }
         if b.max_attempts == Some(0) {
@@ -560,9 +567,24 @@ fn bounds(field: Field, b: Bounds) -> Result<(), ConfigError> {
         return Err(ConfigError::Zero { field });
     }
     if b.max < b.min {
-        return Err(ConfigError::Inverted { field });
+        return Err(ConfigError::Inverted {
+            field,
+            min: b.min,
+            max: b.max,
+        });
     }
     Ok(())
+}
+
+/// `field = value` outside the range `bounds` holds.
+pub(crate) fn out_of(field: Field, value: Duration, bounds: Field, range: Bounds) -> ConfigError {
+    ConfigError::OutOfBounds {
+        field,
+        value,
+        bounds,
+        min: range.min,
+        max: range.max,
+    }
 }
 
 /// A configuration field, named as its builder method is.
@@ -626,12 +648,13 @@ impl fmt::Display for Field {
     }
 }
 
-/// Why a configuration (or a runtime change) was rejected: the field and the
-/// relation it breaks.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Why a configuration (or a runtime change) was rejected: the field, the value it
+/// was given and the relation or range it breaks, so that a message built from it
+/// (its `Display`) tells the user what to change without reading the docs.
+#[derive(Clone, Copy, PartialEq, Debug)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `field` must be greater than zero.
+    /// `field` must be greater than zero (it was zero).
     Zero {
         /// The offending field.
         field: Field,
@@ -640,20 +663,34 @@ pub enum ConfigError {
     Inverted {
         /// The offending range.
         field: Field,
+        /// The minimum given.
+        min: Duration,
+        /// The maximum given, below `min`.
+        max: Duration,
     },
     /// `field` lies outside the range configured in `bounds`.
     OutOfBounds {
         /// The offending field.
         field: Field,
+        /// The value given.
+        value: Duration,
         /// The range it must lie within.
         bounds: Field,
+        /// The range's minimum.
+        min: Duration,
+        /// The range's maximum.
+        max: Duration,
     },
     /// `field` must be at least `min`.
     Below {
         /// The offending field.
         field: Field,
+        /// The value given.
+        value: Duration,
         /// The field it must not be below.
         min: Field,
+        /// That field's value.
+        min_value: Duration,
     },
     /// `field` is only valid together with a setting of `requires`.
     Requires {
@@ -666,6 +703,8 @@ pub enum ConfigError {
     InvalidMultiplier {
         /// The offending field.
         field: Field,
+        /// The value given (may be NaN or infinite).
+        value: f64,
     },
 }
 
@@ -674,29 +713,50 @@ impl ConfigError {
     pub fn field(&self) -> Field {
         match *self {
             ConfigError::Zero { field }
-            | ConfigError::Inverted { field }
+            | ConfigError::Inverted { field, .. }
             | ConfigError::OutOfBounds { field, .. }
             | ConfigError::Below { field, .. }
             | ConfigError::Requires { field, .. }
-            | ConfigError::InvalidMultiplier { field } => field,
+            | ConfigError::InvalidMultiplier { field, .. } => field,
         }
     }
 }
 
+/// Durations print as `Duration`'s `Debug` does (`250ms`, `1.5s`): short, exact and
+/// available without `std`.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Zero { field } => write!(f, "{field} must be greater than zero"),
-            ConfigError::Inverted { field } => write!(f, "{field}: min must not exceed max"),
-            ConfigError::OutOfBounds { field, bounds } => {
-                write!(f, "{field} must lie within {bounds}")
+            ConfigError::Zero { field } => {
+                write!(f, "{field} is zero; it must be greater than zero")
             }
-            ConfigError::Below { field, min } => write!(f, "{field} must be at least {min}"),
+            ConfigError::Inverted { field, min, max } => {
+                write!(f, "{field}: min {min:?} is above max {max:?}")
+            }
+            ConfigError::OutOfBounds {
+                field,
+                value,
+                bounds,
+                min,
+                max,
+            } => write!(
+                f,
+                "{field} = {value:?} is outside {bounds}; it must lie within {min:?} to {max:?}"
+            ),
+            ConfigError::Below {
+                field,
+                value,
+                min,
+                min_value,
+            } => write!(
+                f,
+                "{field} = {value:?} is below {min} ({min_value:?}); it must be at least that"
+            ),
             ConfigError::Requires { field, requires } => {
                 write!(f, "{field} requires {requires} = AnyFrame")
             }
-            ConfigError::InvalidMultiplier { field } => {
-                write!(f, "{field} must be a finite number of at least 1")
+            ConfigError::InvalidMultiplier { field, value } => {
+                write!(f, "{field} = {value} must be a finite number of at least 1")
             }
         }
     }

@@ -556,10 +556,12 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// ping and persists across reconnects. Rejected outside `interval_bounds`.
     pub fn set_ping_interval(&mut self, interval: Duration) -> Result<(), ConfigError> {
         if !self.cfg().interval_bounds.contains(interval) {
-            return Err(ConfigError::OutOfBounds {
-                field: Field::PingInterval,
-                bounds: Field::IntervalBounds,
-            });
+            return Err(crate::config::out_of(
+                Field::PingInterval,
+                interval,
+                Field::IntervalBounds,
+                self.cfg().interval_bounds,
+            ));
         }
         self.interval = interval;
         Ok(())
@@ -570,10 +572,12 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// outside `timeout_bounds`.
     pub fn set_pong_timeout(&mut self, timeout: Duration) -> Result<(), ConfigError> {
         if !self.cfg().timeout_bounds.contains(timeout) {
-            return Err(ConfigError::OutOfBounds {
-                field: Field::PongTimeout,
-                bounds: Field::TimeoutBounds,
-            });
+            return Err(crate::config::out_of(
+                Field::PongTimeout,
+                timeout,
+                Field::TimeoutBounds,
+                self.cfg().timeout_bounds,
+            ));
         }
         self.timeout = timeout;
         Ok(())

@@ -1586,7 +1586,10 @@ fn interval_and_timeout_change_at_runtime_within_bounds() {
         m.set_ping_interval(ms(10)),
         Err(ConfigError::OutOfBounds {
             field: Field::PingInterval,
-            bounds: Field::IntervalBounds
+            value: ms(10),
+            bounds: Field::IntervalBounds,
+            min: ms(100),
+            max: ms(5000),
         })
     );
     ping_at(&mut m, 3000, 0);
@@ -1634,13 +1637,18 @@ fn invalid_configurations_name_the_field_and_the_relation() {
             base().interval_bounds(ms(500), ms(100)),
             ConfigError::Inverted {
                 field: Field::IntervalBounds,
+                min: ms(500),
+                max: ms(100),
             },
         ),
         (
             base().ping_interval(Duration::from_secs(100_000)),
             ConfigError::OutOfBounds {
                 field: Field::PingInterval,
+                value: Duration::from_secs(100_000),
                 bounds: Field::IntervalBounds,
+                min: Config::default().interval_bounds().min,
+                max: Config::default().interval_bounds().max,
             },
         ),
         (
@@ -1650,15 +1658,7 @@ fn invalid_configurations_name_the_field_and_the_relation() {
             }),
             ConfigError::InvalidMultiplier {
                 field: Field::BackoffMultiplier,
-            },
-        ),
-        (
-            base().backoff(Backoff {
-                multiplier: f64::NAN,
-                ..Config::default().backoff()
-            }),
-            ConfigError::InvalidMultiplier {
-                field: Field::BackoffMultiplier,
+                value: 0.5,
             },
         ),
         (
@@ -1668,7 +1668,9 @@ fn invalid_configurations_name_the_field_and_the_relation() {
             }),
             ConfigError::Below {
                 field: Field::BackoffCap,
+                value: ms(10),
                 min: Field::BackoffBase,
+                min_value: Config::default().backoff().base,
             },
         ),
         (
@@ -1691,13 +1693,56 @@ fn invalid_configurations_name_the_field_and_the_relation() {
             "{text:?} names the field"
         );
     }
+    // NaN is not equal to itself, so this one is matched rather than compared.
+    let nan = base()
+        .backoff(Backoff {
+            multiplier: f64::NAN,
+            ..Config::default().backoff()
+        })
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        nan,
+        ConfigError::InvalidMultiplier { field: Field::BackoffMultiplier, value } if value.is_nan()
+    ));
     assert_eq!(
-        ConfigError::Below {
-            field: Field::BackoffCap,
-            min: Field::BackoffBase
-        }
-        .to_string(),
-        "backoff.cap must be at least backoff.base"
+        nan.to_string(),
+        "backoff.multiplier = NaN must be a finite number of at least 1"
+    );
+}
+
+#[test]
+fn config_errors_name_the_field_the_value_and_the_allowed_range() {
+    let err = base()
+        .interval_bounds(ms(100), ms(5000))
+        .ping_interval(ms(50))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ping_interval = 50ms is outside interval_bounds; it must lie within 100ms to 5s"
+    );
+    let err = base()
+        .backoff(Backoff {
+            cap: ms(10),
+            base: ms(250),
+            ..Config::default().backoff()
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "backoff.cap = 10ms is below backoff.base (250ms); it must be at least that"
+    );
+    let err = base().timeout_bounds(ms(900), ms(300)).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "timeout_bounds: min 900ms is above max 300ms"
+    );
+    let err = base().close_timeout(Duration::ZERO).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "close_timeout is zero; it must be greater than zero"
     );
 }
 

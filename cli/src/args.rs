@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Answer the JSON application heartbeat ({"type":"ping",...} -> {"type":"pong",...}).
     #[arg(long)]
     pub app_json: bool,
+    /// Serve Prometheus metrics on http://ADDR/metrics: live connections, deaths by
+    /// reason, pings, pongs, an RTT histogram, reconnects and the local lag.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Heartbeat settings and output format, valid for every command.

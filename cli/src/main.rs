@@ -4,6 +4,7 @@
 mod args;
 mod connect;
 mod demo;
+mod metrics_http;
 mod output;
 mod ping;
 mod report;
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
             Some(Command::Ping(args)) => ping::run(args, config, out).await,
             Some(Command::Connect(args)) => connect::run(args, config, out).await,
             Some(Command::Serve(args)) => {
-                match serve::run(args.bind, args.app_json, config, out).await {
+                match serve::run(args.bind, args.app_json, args.metrics, config, out).await {
                     Ok(()) => Exit::Ok,
                     Err(e) => {
                         eprintln!("heartbeat: cannot listen on {}: {e}", args.bind);

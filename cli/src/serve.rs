@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use heartbeat_core::Config;
+use heartbeat_tokio::metrics::Metrics;
 use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{accept_tcp, Error, Event, JsonCodec, Options, Registry};
 use serde_json::json;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::args::show;
+use crate::metrics_http;
 use crate::output::{ms, Out, Tone};
 use crate::report::{describe_end, end_fields};
 
@@ -25,6 +27,7 @@ use crate::report::{describe_end, end_fields};
 pub async fn run(
     bind: SocketAddr,
     app_json: bool,
+    metrics_addr: Option<SocketAddr>,
     config: Config,
     out: Out,
 ) -> std::io::Result<()> {
@@ -34,6 +37,7 @@ pub async fn run(
     if app_json {
         options = options.codec(JsonCodec);
     }
+    let metrics = Metrics::new();
     out.event(
         "listening",
         "server",
@@ -48,6 +52,16 @@ pub async fn run(
             if app_json { ", JSON heartbeat" } else { "" }
         ),
     );
+    if let Some(addr) = metrics_addr {
+        let bound = metrics_http::serve(addr, metrics.clone(), options.clone()).await?;
+        out.event(
+            "metrics",
+            "server",
+            json!({ "addr": bound.to_string(), "path": "/metrics" }),
+            Tone::Plain,
+            &format!("metrics on http://{bound}/metrics"),
+        );
+    }
     let registry = Registry::new();
     // Every accepted TCP connection gets the next number, whether or not its
     // upgrade succeeds: `conn` in its events, `client<conn>` in text.
@@ -68,7 +82,7 @@ pub async fn run(
             }
         };
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let (options, beats) = observed(&options, &out);
+        let (options, beats) = observed(&options, &out, &metrics);
         let client = Client {
             conn,
             registry: registry.clone(),
@@ -87,12 +101,21 @@ pub async fn run(
 /// pipe nobody reads would stall the heartbeat). The line comes once the driver's
 /// turn is over, when the ping it queued is on the wire, as with `ping --json`: a
 /// tool that stops this process at a `ping` line stops it with the ping sent.
-fn observed(options: &Options, out: &Out) -> (Options, Option<UnboundedReceiver<Event>>) {
+///
+/// Every event is counted in `metrics` too (served with `--metrics`).
+fn observed(
+    options: &Options,
+    out: &Out,
+    metrics: &Metrics,
+) -> (Options, Option<UnboundedReceiver<Event>>) {
+    let metrics = metrics.clone();
     if !out.is_json() {
-        return (options.clone(), None);
+        let options = options.clone().observe(move |e: &Event| metrics.record(e));
+        return (options, None);
     }
     let (beats_tx, beats) = mpsc::unbounded_channel();
     let options = options.clone().observe(move |e: &Event| {
+        metrics.record(e);
         if matches!(e, Event::PingSent { .. } | Event::Pong { .. }) {
             let _ = beats_tx.send(e.clone());
         }

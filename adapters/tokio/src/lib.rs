@@ -80,6 +80,8 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod net;
 mod options;
 mod protocol;

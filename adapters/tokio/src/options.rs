@@ -93,6 +93,13 @@ impl Options {
         self
     }
 
+    /// The local lag measured now for the connections made with these options:
+    /// how late their timers ran, or their systemic round trip, lately (see
+    /// `HeartbeatMachine::handle_local_lag`). A gauge for a metrics endpoint.
+    pub fn local_lag(&self) -> core::time::Duration {
+        self.lag.current(std::time::Instant::now())
+    }
+
     /// These options for one new connection (a fresh [`ConnId`](crate::ConnId)),
     /// or unchanged if already bound to one: the observer reports for it.
     pub(crate) fn bind(

@@ -39,6 +39,17 @@ pub enum Command {
     /// unresponsive (per --timeout), 2 invalid usage, 3 could not connect or the
     /// connection ended otherwise.
     Connect(ConnectArgs),
+    /// Measure what keepalive a path needs: whether the server answers pings (RTT
+    /// p50/p99), whether it pings us and how often, whether idle connections are
+    /// closed (close frame, FIN or RST) or silently dropped, the path's idle timeout,
+    /// and a recommended --interval and --timeout with the reasoning.
+    ///
+    /// The idle timeout is found by holding several connections idle for different
+    /// spans at once, then narrowing between the longest that lived and the shortest
+    /// that died, within --max-idle. A silent drop is found by a ping after the span
+    /// (unanswered within --timeout). Exit codes: 0 measured, 2 invalid usage,
+    /// 3 could not connect.
+    Probe(ProbeArgs),
     /// Echo and broadcast server with server-side heartbeats; logs connects, disconnects and dead clients.
     Serve(ServeArgs),
 }
@@ -81,6 +92,28 @@ pub struct ConnectArgs {
     /// Use the JSON application heartbeat instead of WebSocket ping/pong frames.
     #[arg(long)]
     pub app_json: bool,
+}
+
+/// `heartbeat probe` options.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The server, e.g. wss://example.com/socket
+    pub url: String,
+    /// The longest idle span tried; the probe takes about this long, plus narrowing.
+    #[arg(long, default_value = "2m", value_name = "DURATION", value_parser = parse_positive)]
+    pub max_idle: Duration,
+    /// Idle connections held at once in each round (the search's resolution).
+    #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=64))]
+    pub parallel: u16,
+    /// Pings sent to measure the RTT.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = parse_count)]
+    pub pings: u64,
+    /// How long to watch for the server's own pings [default: 5s].
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_positive)]
+    pub watch: Duration,
+    /// Stop narrowing once the idle timeout is known within this fraction.
+    #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
+    pub precision: f64,
 }
 
 /// `heartbeat serve` options.

@@ -7,6 +7,7 @@ mod demo;
 mod metrics_http;
 mod output;
 mod ping;
+mod probe;
 mod report;
 mod rtt;
 mod serve;
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
     }
     let (role, demo) = match cli.command {
         Some(Command::Serve(_)) => (Role::Server, false),
-        Some(Command::Ping(_) | Command::Connect(_)) => (Role::Client, false),
+        Some(Command::Ping(_) | Command::Connect(_) | Command::Probe(_)) => (Role::Client, false),
         None | Some(Command::Demo) => (Role::Client, true),
     };
     // ping(8)'s habit: the first ping as the connection opens.
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
             None | Some(Command::Demo) => demo::run(cli.common.clone(), config, out).await,
             Some(Command::Ping(args)) => ping::run(args, config, out).await,
             Some(Command::Connect(args)) => connect::run(args, config, out).await,
+            Some(Command::Probe(args)) => probe::run(args, &cli.common, out).await,
             Some(Command::Serve(args)) => {
                 match serve::run(args.bind, args.app_json, args.metrics, config, out).await {
                     Ok(()) => Exit::Ok,

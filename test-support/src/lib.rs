@@ -28,6 +28,7 @@
 
 pub mod binaries;
 pub mod delay;
+pub mod idle;
 pub mod netns;
 pub mod process;
 pub mod proxy;
@@ -37,6 +38,7 @@ pub mod signal;
 pub mod skip;
 
 pub use delay::DelayProxy;
+pub use idle::{IdleMode, IdleProxy};
 pub use netns::{NetnsPair, Side};
 pub use process::{Event, JsonProc};
 pub use proxy::SilentProxy;

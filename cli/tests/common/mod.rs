@@ -50,8 +50,13 @@ impl Server {
     }
 
     pub fn start() -> Server {
+        Server::start_pinging_every("200ms")
+    }
+
+    /// A server pinging its clients every `interval`.
+    pub fn start_pinging_every(interval: &str) -> Server {
         let mut child = heartbeat()
-            .args(["serve", "--bind", "127.0.0.1:0", "--json", "-i", "200ms"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--json", "-i", interval])
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn serve");

@@ -90,6 +90,19 @@ impl Conn {
         self.hb.poll_timeout().map(|d| d.at)
     }
 
+    /// The peer's address: the socket's, or (a client between connections) the
+    /// address it connects to.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        let socket = match &self.io {
+            Io::Accepted(s) | Io::Connecting(s) => s.peer_addr().ok(),
+            Io::ServerHandshake(m) => m.get_ref().get_ref().peer_addr().ok(),
+            Io::ClientHandshake(m) => m.get_ref().get_ref().peer_addr().ok(),
+            Io::Open(ws) => ws.get_ref().peer_addr().ok(),
+            Io::None => None,
+        };
+        socket.or(self.remote.as_ref().map(|r| r.addr))
+    }
+
     /// The socket, whatever the stage.
     pub(crate) fn stream_mut(&mut self) -> Option<&mut TcpStream> {
         match &mut self.io {

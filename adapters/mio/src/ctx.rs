@@ -96,6 +96,13 @@ impl Ctx<'_> {
         self.reactor.conns.get(id).map(|c| c.hb.stats())
     }
 
+    /// The peer address of `id` (for an accepted connection, the client's), if it
+    /// exists: with the [`ConnId`] every callback carries, what a server-wide log or
+    /// metric needs to tell clients apart.
+    pub fn peer(&self, id: ConnId) -> Option<std::net::SocketAddr> {
+        self.reactor.conns.get(id).and_then(|c| c.peer())
+    }
+
     /// Which side `id` is on, if it exists.
     pub fn side(&self, id: ConnId) -> Option<Side> {
         self.reactor.conns.get(id).map(|c| c.side)

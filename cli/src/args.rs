@@ -147,12 +147,16 @@ pub struct Common {
     /// How long one connection attempt (TCP and the WebSocket upgrade) may take [default: 10s; demo 800ms].
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Option<Duration>,
-    /// Which inbound traffic proves the peer alive: only pongs, or any frame.
-    #[arg(long, global = true, value_enum, default_value_t = LivenessArg::Any)]
-    pub liveness: LivenessArg,
+    /// Which inbound traffic proves the peer alive: only pongs, or any frame [default: any].
+    #[arg(long, global = true, value_enum)]
+    pub liveness: Option<LivenessArg>,
     /// Adapt the pong timeout to the measured RTT (SRTT + 4·RTTVAR, between 10ms and --timeout).
     #[arg(long, global = true)]
     pub adaptive: bool,
+    /// Heartbeat settings from a TOML (or, named *.json, JSON) file: heartbeat-core's
+    /// `Config` fields, e.g. `ping_interval = "20s"`; options given here override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Print one JSON object per line (each with an "event" field) instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -387,7 +387,7 @@ async fn spawn_server(
         ])
         .args([
             "--liveness",
-            if common.liveness == crate::args::LivenessArg::Pong {
+            if common.liveness == Some(crate::args::LivenessArg::Pong) {
                 "pong"
             } else {
                 "any"

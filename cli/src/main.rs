@@ -61,9 +61,31 @@ fn main() -> ExitCode {
     };
     // ping(8)'s habit: the first ping as the connection opens.
     let first_ping_at_connect = matches!(cli.command, Some(Command::Ping(_) | Command::Connect(_)));
-    let config = match heartbeat_config(&cli.common, role, demo)
-        .and_then(|b| b.ping_on_connect(first_ping_at_connect).build())
-    {
+    let file = match cli.common.config.as_deref().map(load_config) {
+        None => None,
+        Some(Ok(config)) => Some(config),
+        Some(Err(e)) => {
+            let path = cli
+                .common
+                .config
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""));
+            eprintln!(
+                "heartbeat: invalid value '{}' for '--config <FILE>': {e}",
+                path.display()
+            );
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
+    let config = match heartbeat_config(&cli.common, role, demo, file).and_then(|b| {
+        // Turned on for ping and connect; a file may turn it on for the others.
+        let b = if first_ping_at_connect {
+            b.ping_on_connect(true)
+        } else {
+            b
+        };
+        b.build()
+    }) {
         Ok(c) => c,
         Err(e) => return usage_error(&cli.common, &e),
     };
@@ -103,29 +125,69 @@ fn main() -> ExitCode {
 /// its option through [`usage_error`]); a command may set more before building.
 ///
 /// The demo's defaults are shorter so that it shows everything in about 20 seconds.
-pub fn heartbeat_config(c: &Common, role: Role, demo: bool) -> Result<ConfigBuilder, ConfigError> {
+///
+/// With `--config FILE` the file's settings are the base (already validated when
+/// loaded) and only the options given on the command line change them.
+pub fn heartbeat_config(
+    c: &Common,
+    role: Role,
+    demo: bool,
+    file: Option<Config>,
+) -> Result<ConfigBuilder, ConfigError> {
     let ms = std::time::Duration::from_millis;
     let (interval, timeout, close, connect) = if demo {
         (ms(500), ms(1000), ms(500), ms(800))
     } else {
         (ms(1000), ms(2000), ms(1000), ms(10_000))
     };
-    let timeout = c.timeout.unwrap_or(timeout);
-    let builder = Config::builder()
-        .role(role)
-        .ping_interval(c.interval.unwrap_or(interval))
-        .pong_timeout(timeout)
-        .close_timeout(c.close_timeout.unwrap_or(close))
-        .connect_timeout(c.connect_timeout.unwrap_or(connect))
-        .liveness(match c.liveness {
+    let base = match file {
+        Some(f) => f,
+        None => Config::builder()
+            .ping_interval(interval)
+            .pong_timeout(timeout)
+            .close_timeout(close)
+            .connect_timeout(connect)
+            .build()?,
+    };
+    let mut builder = base.to_builder().role(role);
+    if let Some(d) = c.interval {
+        builder = builder.ping_interval(d);
+    }
+    if let Some(d) = c.timeout {
+        builder = builder.pong_timeout(d);
+    }
+    if let Some(d) = c.close_timeout {
+        builder = builder.close_timeout(d);
+    }
+    if let Some(d) = c.connect_timeout {
+        builder = builder.connect_timeout(d);
+    }
+    if let Some(l) = c.liveness {
+        builder = builder.liveness(match l {
             LivenessArg::Pong => Liveness::PongOnly,
             LivenessArg::Any => Liveness::AnyFrame,
-        })
-        .adaptive_timeout(c.adaptive.then(|| Bounds {
+        });
+    }
+    if c.adaptive {
+        let timeout = builder.build()?.pong_timeout();
+        builder = builder.adaptive_timeout(Some(Bounds {
             min: ms(10).min(timeout),
             max: timeout,
         }));
+    }
     builder.build().map(|_| builder)
+}
+
+/// The `--config` file's heartbeat settings, validated as the builder validates;
+/// the error is one line naming the file and what is wrong.
+fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let parsed = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        toml::from_str(&text).map_err(|e| e.message().to_owned())
+    };
+    parsed.map_err(|e| e.lines().next().unwrap_or_default().to_owned())
 }
 
 /// Reports a rejected heartbeat setting in clap's own words, so every usage error

@@ -286,3 +286,57 @@ fn a_failed_connect_is_one_line_on_stderr_without_a_repeated_prefix() {
     );
     assert_eq!(err.matches("connect").count(), 1, "{err}");
 }
+
+#[test]
+fn a_config_file_sets_the_heartbeat_and_options_override_it() {
+    let server = Server::start();
+    let dir = std::env::temp_dir().join(format!("heartbeat-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("heartbeat.toml");
+    std::fs::write(
+        &file,
+        "ping_interval = \"150ms\"\npong_timeout = \"2m 30s\"\n",
+    )
+    .expect("write config");
+    let file = file.to_str().expect("utf-8 path");
+    let run = |extra: &[&str]| {
+        let out = heartbeat()
+            .args(["ping", &server.url, "-c", "1", "--config", file])
+            .args(extra)
+            .output()
+            .expect("run ping");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let text = run(&[]);
+    assert!(
+        text.contains("heartbeat every 150ms, timeout 2m 30s"),
+        "{text}"
+    );
+    let text = run(&["-W", "700ms"]);
+    assert!(
+        text.contains("heartbeat every 150ms, timeout 700ms"),
+        "{text}"
+    );
+
+    // A file the builder would refuse is refused the same way, in one line.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "ping_interval = \"150ms\"\npong_timeout = \"0s\"\n").expect("write");
+    let out = heartbeat()
+        .args([
+            "ping",
+            &server.url,
+            "--config",
+            bad.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run ping");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--config") && err.contains("pong_timeout"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -219,6 +219,12 @@ impl Config {
         self
     }
 
+    /// A builder holding this configuration, to change a few fields and validate
+    /// again (a loaded file overridden by command-line options, say).
+    pub fn to_builder(self) -> ConfigBuilder {
+        ConfigBuilder { config: self }
+    }
+
     /// Client or server.
     pub fn role(&self) -> Role {
         self.role

@@ -139,3 +139,31 @@ fn the_reporting_types_serialize() {
     assert!(serde_json::to_value(m.rtt()).is_ok());
     assert!(serde_json::to_value(m.health()).is_ok());
 }
+
+#[test]
+fn config_loads_from_environment_variables() {
+    // Any serde source works; here `envy` reads HEARTBEAT_* variables (given as an
+    // iterator so the test does not touch the process environment).
+    let vars = [
+        ("HEARTBEAT_PING_INTERVAL", "1h30m"),
+        ("HEARTBEAT_PONG_TIMEOUT", "250ms"),
+        ("HEARTBEAT_LIVENESS", "pong_only"),
+        ("HEARTBEAT_PING_ON_CONNECT", "true"),
+        ("OTHER_VARIABLE", "ignored"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config: Config = envy::prefixed("HEARTBEAT_").from_iter(vars).unwrap();
+    let expected = Config::builder()
+        .ping_interval(Duration::from_secs(5400))
+        .pong_timeout(ms(250))
+        .liveness(Liveness::PongOnly)
+        .ping_on_connect(true)
+        .build()
+        .unwrap();
+    assert_eq!(config, expected);
+    let bad = [("HEARTBEAT_PONG_TIMEOUT".to_owned(), "0s".to_owned())];
+    let err = envy::prefixed("HEARTBEAT_")
+        .from_iter::<_, Config>(bad)
+        .unwrap_err();
+    assert!(err.to_string().contains("pong_timeout"), "{err}");
+}

@@ -43,6 +43,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import struct
 import termios
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -94,18 +95,19 @@ class PeerUnresponsive(ConnectionClosedError):
     """The heartbeat declared the peer dead: no pong within the pong timeout.
 
     A :class:`websockets.exceptions.ConnectionClosedError`, so code that handles
-    ``ConnectionClosed`` keeps working; ``reason`` is the machine's
-    :class:`heartbeat.DeathReason` and ``waited`` how long it waited (seconds).
+    ``ConnectionClosed`` keeps working; ``verdict`` is the machine's
+    :class:`heartbeat.DeathReason` and ``waited`` how long it waited (seconds). (``reason``
+    stays websockets' deprecated close-reason alias.)
     """
 
-    def __init__(self, rcvd: Any, sent: Any, rcvd_then_sent: bool | None = None, *, reason: DeathReason | None = None) -> None:
+    def __init__(self, rcvd: Any, sent: Any, rcvd_then_sent: bool | None = None, *, verdict: DeathReason | None = None) -> None:
         super().__init__(rcvd, sent, rcvd_then_sent)
-        self.reason = reason
-        self.waited: float | None = reason.waited if reason is not None else None
+        self.verdict = verdict
+        self.waited: float | None = verdict.waited if verdict is not None else None
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{self.reason}; {base}" if self.reason is not None else base
+        return f"{self.verdict}; {base}" if self.verdict is not None else base
 
 
 class LagMeter:
@@ -177,6 +179,7 @@ class Heartbeat:
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._sleeper: asyncio.Future[None] | None = None
+        self._sleeping_until = math.inf
         self._pending: dict[asyncio.Future[float], bytes] = {}
         self._json_pending: dict[float, bytes] = {}
         self._closed_task: asyncio.Task[None] | None = None
@@ -379,6 +382,10 @@ class Heartbeat:
         outcome = self.machine.handle_pong(now, payload)
         if outcome.matched:
             self._emit("pong", seq=outcome.seq, rtt=outcome.rtt)
+            # The pong disarmed the pong deadline; the next ping may be due before it.
+            due = self.machine.next_deadline
+            if due is not None and due < self._sleeping_until:
+                self._wake()
 
     async def _json_heartbeat_message(self, ws: Any, message: str, now: float) -> bool:
         """Handles one JSON heartbeat message; False if it was application data after all."""
@@ -432,12 +439,14 @@ class Heartbeat:
     async def _sleep_until(self, when: float) -> None:
         sleeper = self._loop.create_future()
         self._sleeper = sleeper
+        self._sleeping_until = when
         handle = self._loop.call_at(when, _resolve, sleeper)
         try:
             await sleeper
         finally:
             handle.cancel()
             self._sleeper = None
+            self._sleeping_until = math.inf
 
     def _wake(self, *_: object) -> None:
         sleeper = self._sleeper
@@ -784,7 +793,7 @@ def _watch(ws: Any) -> None:
             reason = self._heartbeat_verdict
             if reason is None or isinstance(exc, PeerUnresponsive):
                 return exc
-            new = PeerUnresponsive(exc.rcvd, exc.sent, exc.rcvd_then_sent, reason=reason)
+            new = PeerUnresponsive(exc.rcvd, exc.sent, exc.rcvd_then_sent, verdict=reason)
             new.__cause__ = exc.__cause__
             return new
 

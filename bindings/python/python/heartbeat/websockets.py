@@ -46,8 +46,8 @@ import logging
 import math
 import struct
 import termios
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -184,7 +184,7 @@ class Heartbeat:
         self._json_pending: dict[float, bytes] = {}
         self._closed_task: asyncio.Task[None] | None = None
         self._attempt: asyncio.Task[Any] | None = None
-        self._opener: Callable[[], Awaitable[Any]] | None = None
+        self._opener: Callable[[], Coroutine[Any, Any, Any]] | None = None
         self._reported_closed = False
         self._abort_after_close = False
         self._evidence_for: float | None = None
@@ -275,7 +275,7 @@ class Heartbeat:
         self._emit("connected")
         self._task = self._loop.create_task(self._run(), name="heartbeat")
 
-    def start_connecting(self, opener: Callable[[], Awaitable[Any]]) -> None:
+    def start_connecting(self, opener: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Open connections with ``opener`` whenever the machine says so (what :func:`connect` calls)."""
         self._opener = opener
         self._connected = asyncio.Queue()
@@ -359,7 +359,7 @@ class Heartbeat:
                 self._json_pending[stamp] = payload
                 await ws.send(json.dumps({"type": "ping", "timestamp": stamp}))
             else:
-                waiter = await ws.ping(payload)
+                waiter = cast("asyncio.Future[float]", await ws.ping(payload))
                 self._pending[waiter] = payload
                 waiter.add_done_callback(self._on_pong)
         except ConnectionClosed:

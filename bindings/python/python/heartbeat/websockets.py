@@ -106,6 +106,7 @@ class PeerUnresponsive(ConnectionClosedError):
         self.waited: float | None = verdict.waited if verdict is not None else None
 
     def __str__(self) -> str:
+        """The verdict, then websockets' description of the close."""
         base = super().__str__()
         return f"{self.verdict}; {base}" if self.verdict is not None else base
 
@@ -237,9 +238,11 @@ class Heartbeat:
             return message
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
+        """``async for message in hb``: :meth:`recv` until the connection closes."""
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[str | bytes]:
+        """Messages until the connection closes (a close ends the iteration quietly)."""
         with contextlib.suppress(ConnectionClosed):
             while True:
                 yield await self.recv()
@@ -263,9 +266,11 @@ class Heartbeat:
     # ----- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Heartbeat:
+        """The heartbeat runs from :func:`keepalive` on; the block only bounds it."""
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Stops the heartbeat (the connection itself is left as it is)."""
         await self.stop()
 
     def start_open(self, ws: ClientConnection | ServerConnection) -> None:
@@ -330,6 +335,7 @@ class Heartbeat:
             raise
 
     async def _execute(self) -> None:
+        """Executes every queued action, in the machine's order."""
         m = self.machine
         loop = self._loop
         while (action := m.poll_action()) is not None:
@@ -350,6 +356,7 @@ class Heartbeat:
         del loop
 
     async def _send_ping(self, payload: bytes) -> None:
+        """Sends one ping (protocol or JSON) and reports it handed to the transport."""
         ws = self.ws
         if ws is None or ws.state is not _WsState.OPEN:
             return  # the close is being noticed; the machine hears of it next turn
@@ -379,6 +386,7 @@ class Heartbeat:
         self._pong(payload, self._loop.time())
 
     def _pong(self, payload: bytes, now: float) -> None:
+        """Feeds one pong to the machine; re-arms the sleep if the next deadline moved earlier."""
         outcome = self.machine.handle_pong(now, payload)
         if outcome.matched:
             self._emit("pong", seq=outcome.seq, rtt=outcome.rtt)
@@ -437,6 +445,7 @@ class Heartbeat:
         self._take_in()
 
     async def _sleep_until(self, when: float) -> None:
+        """Sleeps until ``when`` (loop time) or until :meth:`_wake`."""
         sleeper = self._loop.create_future()
         self._sleeper = sleeper
         self._sleeping_until = when
@@ -449,6 +458,7 @@ class Heartbeat:
             self._sleeping_until = math.inf
 
     def _wake(self, *_: object) -> None:
+        """Ends the current sleep: something happened that the machine must hear of."""
         sleeper = self._sleeper
         if sleeper is not None and not sleeper.done():
             sleeper.set_result(None)
@@ -456,6 +466,7 @@ class Heartbeat:
     # ----- actions --------------------------------------------------------------------------------
 
     def _on_verdict(self, reason: DeathReason) -> None:
+        """The machine's ``Dead``: record it, mark the connection, tell observers."""
         self._emit("dead", reason=reason.kind, detail=str(reason), waited=reason.waited)
         if reason.kind == "pong_timeout":
             # A peer that answered no ping will not answer the close either: the frame goes out
@@ -470,6 +481,7 @@ class Heartbeat:
                 logger.exception("heartbeat on_dead callback failed")
 
     async def _send_close(self, code: int, reason: str) -> None:
+        """Sends the machine's close frame (websockets runs the handshake), reports it sent."""
         ws = self.ws
         now = self._loop.time()
         if ws is None or ws.state is not _WsState.OPEN:
@@ -483,6 +495,7 @@ class Heartbeat:
             ws.transport.abort()
 
     def _disconnect(self) -> None:
+        """The machine let go of the transport or attempt: drop it."""
         if self._attempt is not None:
             self._attempt.cancel()
             self._attempt = None
@@ -492,6 +505,7 @@ class Heartbeat:
         self._reported_closed = True  # the machine let go of it: nothing more to report
 
     def _start_attempt(self, attempt: int) -> None:
+        """The machine's ``Connect``: one attempt, bounded by the machine's connect timer."""
         if self._opener is None:
             # keepalive() of someone else's connection: it cannot be reopened here.
             self.machine.close(self._loop.time(), 1000)
@@ -501,6 +515,7 @@ class Heartbeat:
         self._emit("connecting", attempt=attempt)
 
     def _attempt_done(self, attempt: asyncio.Task[Any]) -> None:
+        """Reports an attempt's outcome: connected (the connection is handed out) or failed."""
         now = self._loop.time()
         if attempt.cancelled():
             return
@@ -525,6 +540,7 @@ class Heartbeat:
             self._connected.put_nowait(ws)
 
     def _attach(self, ws: Any) -> None:
+        """Makes ``ws`` the current connection and watches for its end."""
         _watch(ws)
         ws.heartbeat = self
         self.ws = ws
@@ -536,11 +552,13 @@ class Heartbeat:
         self._closed_task.add_done_callback(self._wake)
 
     def _require_ws(self) -> Any:
+        """The current connection, or RuntimeError before the first one."""
         if self.ws is None:
             raise RuntimeError("no connection yet")
         return self.ws
 
     def _emit(self, name: str, **fields: Any) -> None:
+        """One observer event, stamped with the loop's time."""
         if self.on_event is not None:
             self.on_event({"event": name, "t": self._loop.time(), **fields})
 
@@ -594,9 +612,20 @@ class Reconnecting:
         self.heartbeat: Heartbeat | None = None
 
     def __aiter__(self) -> Reconnecting:
+        """The iterator itself: ``async for ws in connect(...)``."""
         return self
 
+    async def __aenter__(self) -> Reconnecting:
+        """``async with connect(...) as connections``: :meth:`aclose` on the way out."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Closes the current connection and stops reconnecting."""
+        await self.aclose()
+
     async def __anext__(self) -> ClientConnection:
+        """The next live connection: at once the first time, then after the previous one died
+        and the machine's backoff delay passed."""
         if self.heartbeat is None:
             self.heartbeat = Heartbeat(self.config.with_role("client"), json_heartbeat=self._json, on_event=self._on_event)
             self.heartbeat.start_connecting(self._open)
@@ -620,10 +649,12 @@ class Reconnecting:
         return item
 
     async def _open(self) -> ClientConnection:
+        """One websockets connection attempt (websockets' own keepalive and open timeout off)."""
         return await _ws_connect(self.uri, **self._kwargs)
 
     async def aclose(self) -> None:
-        """Close the current connection and stop reconnecting."""
+        """Close the current connection and stop reconnecting. Leaving an ``async for`` with
+        ``break`` does not stop the heartbeat's task: call this, or use ``async with``."""
         if self.heartbeat is not None:
             await self.heartbeat.close(1000)
             await self.heartbeat.stop()
@@ -673,6 +704,7 @@ class Server:
         self.server: Any = None
 
     async def _run_client(self, ws: ServerConnection) -> None:
+        """One client: heartbeat, live-set membership, the application's handler."""
         hb = keepalive(ws, self.config, json_heartbeat=self._json, on_event=self._on_event)
         hb.on_dead(lambda _reason: self.clients.discard(ws))
         self.clients.add(ws)
@@ -690,13 +722,17 @@ class Server:
         return len(live)
 
     async def __aenter__(self) -> Server:
+        """Starts listening."""
         self.server = await self._serve.__aenter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        """Stops the server and closes its connections."""
         await self._serve.__aexit__(*exc)
 
     def __await__(self) -> Any:
+        """``server = await serve(...)``: starts listening without a block."""
+
         async def start() -> Server:
             self.server = await self._serve
             return self
@@ -746,6 +782,7 @@ def serve(
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
+    """Resolves a sleep future unless it is already done."""
     if not fut.done():
         fut.set_result(None)
 
@@ -808,4 +845,5 @@ def _watch(ws: Any) -> None:
 
 
 def _mark_unresponsive(ws: Any, reason: DeathReason) -> None:
+    """Records the verdict that ``ws.close_exc`` turns into :class:`PeerUnresponsive`."""
     ws._heartbeat_verdict = reason

@@ -55,31 +55,30 @@ def test_sigstopped_server_is_declared_dead_then_connect_reconnects(spawn):
 
     async def main():
         events = []
-        connections = connect(f"ws://127.0.0.1:{server.port}", config, on_event=events.append)
         n = 0
-        async for ws in connections:
-            n += 1
-            await ws.send("hello")
-            assert await ws.recv() == "hello"
-            if n == 2:
-                break  # the reconnected connection is live
-            while ws.heartbeat.stats.pongs_matched < 2:
-                await asyncio.sleep(0.05)
-            server.stop()
-            stopped = time.monotonic()
-            with pytest.raises(PeerUnresponsive) as info:
-                await ws.recv()
-            detected = time.monotonic() - stopped
-            assert isinstance(info.value, websockets.ConnectionClosedError)
-            assert info.value.verdict.kind == "pong_timeout"
-            assert detected <= interval + timeout + SLACK, detected
-            print(f"SIGSTOPped server declared dead {detected:.3f} s after the stop "
-                  f"(bound {interval + timeout} s + {SLACK} s slack)")
-            await asyncio.sleep(1.5)  # attempts time out while it is stopped
-            server.cont()
-            resumed = time.monotonic()
-        reconnected = time.monotonic() - resumed
-        await connections.aclose()
+        async with connect(f"ws://127.0.0.1:{server.port}", config, on_event=events.append) as connections:
+            async for ws in connections:
+                n += 1
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                if n == 2:
+                    break  # the reconnected connection is live
+                while ws.heartbeat.stats.pongs_matched < 2:
+                    await asyncio.sleep(0.05)
+                server.stop()
+                stopped = time.monotonic()
+                with pytest.raises(PeerUnresponsive) as info:
+                    await ws.recv()
+                detected = time.monotonic() - stopped
+                assert isinstance(info.value, websockets.ConnectionClosedError)
+                assert info.value.verdict.kind == "pong_timeout"
+                assert detected <= interval + timeout + SLACK, detected
+                print(f"SIGSTOPped server declared dead {detected:.3f} s after the stop "
+                      f"(bound {interval + timeout} s + {SLACK} s slack)")
+                await asyncio.sleep(1.5)  # attempts time out while it is stopped
+                server.cont()
+                resumed = time.monotonic()
+            reconnected = time.monotonic() - resumed
         assert [e["event"] for e in events].count("connected") == 2
         assert n == 2
         stats = connections.heartbeat.stats
@@ -96,10 +95,16 @@ def test_server_drops_a_sigstopped_client_from_its_live_set(spawn):
     interval, timeout = 0.5, 0.5
 
     async def main():
-        async def handler(ws):
-            async for _ in ws:
-                pass
+        ended = {}
 
+        async def handler(ws):
+            try:
+                async for _ in ws:
+                    pass
+            except websockets.ConnectionClosed as exc:
+                ended[ws] = (time.monotonic(), exc)
+
+        # close_timeout stays at its 10 s default: the handler must still hear of the verdict at once.
         async with serve(handler, "127.0.0.1", 0, Config(ping_interval=interval, pong_timeout=timeout)) as server:
             port = list(server.sockets)[0].getsockname()[1]
             uri = f"ws://127.0.0.1:{port}"
@@ -118,6 +123,12 @@ def test_server_drops_a_sigstopped_client_from_its_live_set(spawn):
                     await asyncio.sleep(0.01)
                 removed = time.monotonic() - stopped
                 assert removed <= interval + timeout + SLACK, removed
+                while not ended:
+                    assert time.monotonic() - stopped < 5
+                    await asyncio.sleep(0.01)
+                [(at, exc)] = ended.values()
+                assert isinstance(exc, PeerUnresponsive) and exc.verdict.kind == "pong_timeout"
+                assert at - stopped <= interval + timeout + SLACK, at - stopped
                 [left] = server.clients
                 assert left.remote_address[1] == healthy.local_address[1]
                 assert server.broadcast("more") == 1
@@ -158,3 +169,33 @@ def test_json_application_heartbeat():
 def test_peer_unresponsive_is_a_connection_closed_error():
     assert issubclass(heartbeat.PeerUnresponsive, websockets.ConnectionClosedError)
     assert websockets.version.version.startswith("17."), "close_exc is pinned against websockets 17"
+
+
+def test_connect_honours_retry_after_from_a_503():
+    from http import HTTPStatus
+
+    attempts = []
+
+    def busy_once(connection, request):
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
+
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", 0, ping_interval=None, process_request=busy_once) as server:
+            port = server.sockets[0].getsockname()[1]
+            # Without the server's request the next attempt would follow within 0.1 s.
+            config = Config(ping_interval=1, pong_timeout=1, backoff_base=0.05, backoff_cap=0.1)
+            async with connect(f"ws://127.0.0.1:{port}", config) as connections:
+                async for ws in connections:
+                    await ws.send("in")
+                    assert await ws.recv() == "in"
+                    break
+        assert len(attempts) == 2
+        waited = attempts[1] - attempts[0]
+        assert 1.0 <= waited <= 1.0 + SLACK, waited
+
+    asyncio.run(main())

@@ -68,7 +68,6 @@ from heartbeat._core import (
     Rtt,
     SendClose,
     SendPing,
-    SendPong,
     State,
     Stats,
     TimerKind,
@@ -337,7 +336,6 @@ class Heartbeat:
     async def _execute(self) -> None:
         """Executes every queued action, in the machine's order."""
         m = self.machine
-        loop = self._loop
         while (action := m.poll_action()) is not None:
             if isinstance(action, SendPing):
                 await self._send_ping(action.payload)
@@ -349,11 +347,8 @@ class Heartbeat:
                 self._disconnect()
             elif isinstance(action, Connect):
                 self._start_attempt(action.attempt)
-            elif isinstance(action, SendPong):
-                # websockets answers the peer's pings itself; the machine is never fed them.
-                pass
-            del action
-        del loop
+            # SendPong never comes: websockets answers the peer's pings itself, and the
+            # machine is never fed them.
 
     async def _send_ping(self, payload: bytes) -> None:
         """Sends one ping (protocol or JSON) and reports it handed to the transport."""

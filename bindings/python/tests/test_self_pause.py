@@ -2,7 +2,7 @@
 
 Each run starts a client process (peers.py watch), waits for two pongs, then SIGSTOPs the
 client as soon as it reports its next ping and SIGCONTs it 0.8-1.5 x (interval + timeout)
-later. The peer answers through a 150 ms delaying proxy, so the pong is still on its way when
+later. The peer answers through a 300 ms delaying proxy, so the pong is still on its way when
 the stop lands and sits in the client's socket buffer when it resumes: the timers and the
 pong become due at the same moment. A false death is a verdict in the 3.5 s after the resume.
 
@@ -80,7 +80,7 @@ def one_run(which: str, uri: str, pause: float) -> dict:
 
 
 def test_own_process_stop_right_after_a_ping_is_no_false_death(spawn):
-    peer = spawn("server", "--delay", "0.15")
+    peer = spawn("server", "--delay", "0.3")
     uri = f"ws://127.0.0.1:{peer.port}"
     results: list[dict] = []
     threads = [
@@ -98,7 +98,7 @@ def test_own_process_stop_right_after_a_ping_is_no_false_death(spawn):
     assert all(r["stopped"] for r in results), results
     ours_dead = sum(r["dead"] for r in ours)
     theirs_dead = sum(r["dead"] for r in theirs)
-    # Runs whose pong was still on its way at the stop (the proxy's 150 ms delay makes that
+    # Runs whose pong was still on its way at the stop (the proxy's 300 ms delay makes that
     # nearly every run) test the evidence-first step: the pong in the buffer must be taken in as
     # the answer to the stalled ping, before its deadline is judged.
     exercised = [r for r in ours if r["stalled_pong"] != "before the stop"]

@@ -51,7 +51,7 @@ def test_sigstopped_server_is_declared_dead_then_connect_reconnects(spawn):
     server = spawn("server")
     interval, timeout = 0.5, 0.5
     config = Config(ping_interval=interval, pong_timeout=timeout, connect_timeout=1.0,
-                    backoff_base=0.2, backoff_cap=0.5, liveness="pong")
+                    backoff_base=0.2, backoff_cap=0.5, liveness="pong", dead_close_code=4000)
 
     async def main():
         events = []
@@ -72,6 +72,7 @@ def test_sigstopped_server_is_declared_dead_then_connect_reconnects(spawn):
                 detected = time.monotonic() - stopped
                 assert isinstance(info.value, websockets.ConnectionClosedError)
                 assert info.value.verdict.kind == "pong_timeout"
+                assert info.value.sent is not None and info.value.sent.code == 4000  # the configured code
                 assert detected <= interval + timeout + SLACK, detected
                 print(f"SIGSTOPped server declared dead {detected:.3f} s after the stop "
                       f"(bound {interval + timeout} s + {SLACK} s slack)")

@@ -149,6 +149,11 @@ EVIDENCE_TURNS = 64
 """The most event-loop turns a due pong deadline waits for the socket's buffered bytes to be
 parsed (websockets reads at most 256 KiB per turn); reading paused by backpressure ends it."""
 
+WAKE_GRANULARITY = 0.005
+"""A deadline that moved earlier by less than this (seconds; at most a twentieth of the ping
+interval) keeps the sleep already armed."""
+
+
 def _looks_like_json_heartbeat(message: str) -> bool:
     """A cheap test before parsing: heartbeat messages are short JSON objects with a type."""
     return len(message) < 128 and message.startswith("{") and '"type"' in message
@@ -179,7 +184,10 @@ class Heartbeat:
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._sleeper: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._sleeping_until = math.inf
+        self._woken = True  # take in the connection's state on the first turn
+        self._granularity = min(WAKE_GRANULARITY, self.config.ping_interval / 20)
         self._pending: dict[asyncio.Future[float], bytes] = {}
         self._json_pending: dict[float, bytes] = {}
         self._closed_task: asyncio.Task[None] | None = None
@@ -300,21 +308,33 @@ class Heartbeat:
     # ----- the driver ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        """Execute actions, take in evidence, sleep until the deadline, judge it: repeat."""
+        """Execute actions, take in evidence, sleep until the deadline, judge it: repeat.
+
+        The steady state (one ping, one pong, one sleep per round trip) touches no Python
+        object it does not need: the deadline is read as a float, and the connection's
+        attempt and end are looked at only after a callback said something happened.
+        """
         m = self.machine
         loop = self._loop
         try:
             while True:
-                await self._execute()
-                self._take_in()
-                deadline = m.poll_timeout()
-                if deadline is None:
+                while (action := m.poll_action()) is not None:
+                    if type(action) is SendPing:
+                        await self._send_ping(action.payload)
+                    else:
+                        await self._execute(action)
+                if self._woken:
+                    self._woken = False
+                    self._take_in()  # may queue actions: the deadline is then "now"
+                at = m.next_deadline
+                if at is None:
                     return  # finished
-                if deadline.kind is TimerKind.ACTIONS:
-                    continue
                 now = loop.time()
-                if deadline.at > now:
-                    await self._sleep_until(deadline.at)
+                if at > now:
+                    await self._sleep_until(at)
+                    continue
+                deadline = m.poll_timeout()
+                if deadline is None or deadline.kind is TimerKind.ACTIONS:
                     continue
                 if deadline.kind is TimerKind.PONG_TIMEOUT and self._evidence_for != deadline.at:
                     # Evidence before the verdict: let the loop parse what the socket holds.
@@ -333,22 +353,18 @@ class Heartbeat:
             logger.exception("heartbeat driver failed")
             raise
 
-    async def _execute(self) -> None:
-        """Executes every queued action, in the machine's order."""
-        m = self.machine
-        while (action := m.poll_action()) is not None:
-            if isinstance(action, SendPing):
-                await self._send_ping(action.payload)
-            elif isinstance(action, Dead):
-                self._on_verdict(action.reason)
-            elif isinstance(action, SendClose):
-                await self._send_close(action.code, action.reason)
-            elif isinstance(action, Disconnect):
-                self._disconnect()
-            elif isinstance(action, Connect):
-                self._start_attempt(action.attempt)
-            # SendPong never comes: websockets answers the peer's pings itself, and the
-            # machine is never fed them.
+    async def _execute(self, action: object) -> None:
+        """Executes one action other than a ping, in the machine's order."""
+        if isinstance(action, Dead):
+            self._on_verdict(action.reason)
+        elif isinstance(action, SendClose):
+            await self._send_close(action.code, action.reason)
+        elif isinstance(action, Disconnect):
+            self._disconnect()
+        elif isinstance(action, Connect):
+            self._start_attempt(action.attempt)
+        # SendPong never comes: websockets answers the peer's pings itself, and the
+        # machine is never fed them.
 
     async def _send_ping(self, payload: bytes) -> None:
         """Sends one ping (protocol or JSON) and reports it handed to the transport."""
@@ -385,10 +401,15 @@ class Heartbeat:
         outcome = self.machine.handle_pong(now, payload)
         if outcome.matched:
             self._emit("pong", seq=outcome.seq, rtt=outcome.rtt)
-            # The pong disarmed the pong deadline; the next ping may be due before it.
+            # The pong disarmed the pong deadline; the next ping may be due well before it
+            # (pong timeout > interval). A ping due only slightly earlier (the schedule is
+            # anchored on due times, the pong deadline on send times, which epoll's 1 ms
+            # rounding makes late) goes out at the armed wake-up instead: no extra wake-up
+            # per round trip for a ping a few milliseconds late.
+            # Re-arming the timer is cheaper than waking the task to sleep again.
             due = self.machine.next_deadline
-            if due is not None and due < self._sleeping_until:
-                self._wake()
+            if due is not None and due < self._sleeping_until - self._granularity:
+                self._rearm(due)
 
     async def _json_heartbeat_message(self, ws: Any, message: str, now: float) -> bool:
         """Handles one JSON heartbeat message; False if it was application data after all."""
@@ -443,17 +464,31 @@ class Heartbeat:
         """Sleeps until ``when`` (loop time) or until :meth:`_wake`."""
         sleeper = self._loop.create_future()
         self._sleeper = sleeper
-        self._sleeping_until = when
-        handle = self._loop.call_at(when, _resolve, sleeper)
+        self._rearm(when)
         try:
             await sleeper
         finally:
-            handle.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._sleeper = None
             self._sleeping_until = math.inf
 
+    def _rearm(self, when: float) -> None:
+        """Points the current sleep at ``when`` (loop time)."""
+        sleeper = self._sleeper
+        if sleeper is None or sleeper.done():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._sleeping_until = when
+        # asyncio runs a timer up to its clock resolution early; a microsecond more makes
+        # the wake-up find the deadline due instead of sleeping again for nanoseconds.
+        self._timer = self._loop.call_at(when + 1e-6, _resolve, sleeper)
+
     def _wake(self, *_: object) -> None:
         """Ends the current sleep: something happened that the machine must hear of."""
+        self._woken = True
         sleeper = self._sleeper
         if sleeper is not None and not sleeper.done():
             sleeper.set_result(None)

@@ -1,7 +1,7 @@
 """Python CPU cost per heartbeat round trip: heartbeat.websockets.keepalive next to websockets'
 own keepalive, measured in one run against the same peer.
 
-    python bench.py [--conns 200] [--interval 0.1] [--secs 3] [--rounds 3]
+    python bench.py [--conns 200] [--interval 0.1] [--secs 3] [--rounds 5]
 
 A websockets 17 echo server runs in its own process (its CPU is not counted). This process
 opens --conns client connections and runs, one phase after the other: no keepalive (the
@@ -68,7 +68,7 @@ async def main() -> None:
     parser.add_argument("--conns", type=int, default=200)
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--secs", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     peers = Path(__file__).with_name("tests") / "peers.py"
     server = subprocess.Popen([sys.executable, str(peers), "server"], stdout=subprocess.PIPE, text=True)

@@ -200,3 +200,21 @@ def test_connect_honours_retry_after_from_a_503():
         assert 1.0 <= waited <= 1.0 + SLACK, waited
 
     asyncio.run(main())
+
+
+def test_close_through_the_heartbeat_is_a_local_close_and_stops_it():
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None) as ws:
+                hb = keepalive(ws, Config(ping_interval=0.1, pong_timeout=0.5))
+                await asyncio.sleep(0.35)
+                await hb.close(1000)
+                assert hb.state.name == "finished"
+                assert hb.reason.kind == "local_close" and hb.reason.code == 1000 and not hb.reason.is_fault
+                assert hb.health is heartbeat.Health.DEAD
+                assert ws.close_code == 1000  # the peer echoed our code
+                with pytest.raises(websockets.ConnectionClosedOK):
+                    await ws.recv()
+
+    asyncio.run(main())

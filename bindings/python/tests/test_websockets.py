@@ -218,3 +218,26 @@ def test_close_through_the_heartbeat_is_a_local_close_and_stops_it():
                     await ws.recv()
 
     asyncio.run(main())
+
+
+def test_connect_gives_up_after_max_attempts_with_the_last_error():
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def main():
+        events = []
+        config = Config(backoff_base=0.05, backoff_cap=0.1, max_attempts=2)
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            async with connect(f"ws://127.0.0.1:{port}", config, on_event=events.append) as connections:
+                async for _ in connections:
+                    raise AssertionError("nothing listens there")
+        assert time.monotonic() - started < 2.0
+        assert [e["event"] for e in events].count("connecting") == 3  # the first, then 2 retries
+        assert connections.heartbeat.state.name == "finished"
+        assert connections.heartbeat.reason.kind == "connect_failed"
+
+    asyncio.run(main())

@@ -41,8 +41,7 @@ class Peer:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
+            self.proc.kill()  # SIGKILL ends a stopped process too, without letting it run first
         self.proc.wait()
 
 

@@ -163,9 +163,10 @@ class Heartbeat:
     """The heartbeat of one websockets connection (or, from :func:`connect`, of a reconnecting
     client across its connections): the machine plus the task that drives it.
 
-    Read ``rtt`` (last/smoothed/min seconds), ``health``, ``stats``, ``state`` and ``reason``
-    at any time. ``on_event`` (if given) is called with a dict for each ``ping``, ``pong``,
-    ``dead``, ``connected``, ``connect_failed`` and ``reconnecting`` event, for logs and tests.
+    Read ``rtt`` (last/smoothed/min seconds), ``health`` (as of the machine's last event),
+    ``stats``, ``state`` and ``reason`` at any time. ``on_event`` (if given) is called with a
+    dict for each ``ping``, ``pong``, ``dead``, ``connecting``, ``connected``,
+    ``connect_failed`` and ``reconnecting`` event, for logs and tests.
     """
 
     def __init__(

@@ -36,3 +36,21 @@ echo "== cargo test"
 cargo test --workspace --no-fail-fast
 echo "== cargo test --features serde (Config from TOML/JSON, serializable events and status)"
 cargo test -p heartbeat-core -p heartbeat-tokio --features serde --no-fail-fast --test serde
+
+# --- the Python package (bindings/python: outside the cargo workspace, own lockfile) -----
+# Built into a throwaway venv as a wheel and installed from it, so the tests import what a
+# user would install; its pytest suite runs real websockets 17 peers on loopback.
+echo "== bindings/python: fmt, clippy, doc, wheel, mypy, pytest"
+py_manifest=bindings/python/Cargo.toml
+cargo fmt --manifest-path "$py_manifest" -- --check
+cargo clippy --manifest-path "$py_manifest" --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --manifest-path "$py_manifest" --no-deps --quiet
+py_out="$(cargo metadata --manifest-path "$py_manifest" --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+py_venv="$py_out/python-venv"
+[ -x "$py_venv/bin/python" ] || python3 -m venv "$py_venv"
+"$py_venv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' pytest hypothesis mypy 'websockets>=17,<18'
+rm -rf "$py_out/wheels"
+"$py_venv/bin/maturin" build --release --quiet --manifest-path "$py_manifest" --interpreter "$py_venv/bin/python" -o "$py_out/wheels"
+"$py_venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$py_out"/wheels/heartbeat-*.whl
+(cd bindings/python/python && "$py_venv/bin/python" -m mypy --ignore-missing-imports heartbeat)
+(cd bindings/python && "$py_venv/bin/python" -m pytest -q -s tests)

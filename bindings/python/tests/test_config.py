@@ -1,0 +1,72 @@
+"""heartbeat.Config: the core's defaults, and every bad value a ValueError that names the
+argument, the value and the allowed range."""
+
+import math
+
+import pytest
+
+import heartbeat
+from heartbeat import Config, ConfigError
+
+
+def test_defaults_are_the_cores():
+    c = Config()
+    assert (c.ping_interval, c.pong_timeout, c.close_timeout, c.connect_timeout) == (20.0, 20.0, 10.0, 10.0)
+    assert c.liveness == "any" and c.role == "client" and c.adaptive is None
+    assert c.dead_close_code == 1011 and c.ping_flood == (10, 1.0, 2)
+    assert (c.backoff_base, c.backoff_multiplier, c.backoff_cap, c.jitter) == (1.0, 2.0, 60.0, "full")
+    assert c.detection_bound() == 40.0
+
+
+def test_every_argument_round_trips():
+    c = Config(ping_interval=5, pong_timeout=2.5, close_timeout=1, liveness="pong", adaptive=(0.5, 4),
+               ping_flood=None, max_attempts=3, jitter="equal", role="server", dead_close_code=4000)
+    assert (c.ping_interval, c.pong_timeout, c.close_timeout) == (5.0, 2.5, 1.0)
+    assert (c.liveness, c.adaptive, c.ping_flood, c.max_attempts, c.jitter) == ("pong", (0.5, 4.0), None, 3, "equal")
+    assert c.role == "server" and c.dead_close_code == 4000
+    assert c.with_role("client").role == "client"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field, words",
+    [
+        ({"ping_interval": 0.001}, "ping_interval", ["1ms", "interval_bounds", "10ms", "86400s"]),
+        ({"pong_timeout": 7200}, "pong_timeout", ["7200s", "timeout_bounds", "10ms", "3600s"]),
+        ({"ping_interval": 0}, "ping_interval", ["zero", "greater than zero"]),
+        ({"close_timeout": 0}, "close_timeout", ["zero"]),
+        ({"ping_interval": math.nan}, "ping_interval", ["NaN", "finite", "0 or more"]),
+        ({"pong_timeout": -1.0}, "pong_timeout", ["-1", "finite", "0 or more"]),
+        ({"connect_timeout": math.inf}, "connect_timeout", ["inf", "finite"]),
+        ({"adaptive": (2, 1)}, "adaptive", ["2s", "above", "1s"]),
+        ({"adaptive": (math.nan, 1)}, "adaptive", ["NaN"]),
+        ({"backoff_multiplier": 0.5}, "backoff_multiplier", ["0.5", "at least 1"]),
+        ({"backoff_multiplier": math.nan}, "backoff_multiplier", ["NaN", "at least 1"]),
+        ({"backoff_cap": 0.5}, "backoff_cap", ["500ms", "backoff_base", "1s"]),
+        ({"max_attempts": 0}, "max_attempts", ["max_attempts", "zero"]),
+        ({"max_attempts": -3}, "max_attempts", ["-3", "0 to"]),
+        ({"idle_only": True, "liveness": "pong"}, "idle_only", ['liveness = "any"']),
+        ({"liveness": "frames"}, "liveness", ['"frames"', '"pong" or "any"']),
+        ({"jitter": "some"}, "jitter", ['"some"', '"full"']),
+        ({"role": "peer"}, "role", ['"peer"', '"client" or "server"']),
+        ({"dead_close_code": 1005}, "dead_close_code", ["1005", "1000 to 1003", "3000 to 4999"]),
+        ({"interval_bounds": (5, 1)}, "interval_bounds", ["5s", "above", "1s"]),
+        ({"ping_flood": (0, 1.0, 2)}, "ping_flood", ["max_pings", "zero"]),
+    ],
+)
+def test_bad_values_name_field_value_and_range(kwargs, field, words):
+    with pytest.raises(ConfigError) as info:
+        Config(**kwargs)
+    assert isinstance(info.value, ValueError)
+    assert info.value.field == field
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_runtime_changes_are_checked_against_the_bounds():
+    m = heartbeat.Machine(Config(ping_interval=5, interval_bounds=(1, 10)))
+    m.set_ping_interval(2)
+    assert m.ping_interval == 2.0
+    with pytest.raises(ValueError, match="ping_interval = 20s is outside interval_bounds; it must lie within 1s to 10s"):
+        m.set_ping_interval(20)
+    with pytest.raises(ValueError, match="NaN"):
+        m.set_pong_timeout(math.nan)

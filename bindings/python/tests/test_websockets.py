@@ -1,0 +1,243 @@
+"""heartbeat.websockets against real websockets 17 peers on loopback: live pongs, a SIGSTOPped
+server detected then reconnected, a SIGSTOPped client dropped from the server's live set, and
+the JSON application heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import websockets
+
+import heartbeat
+from heartbeat import Config
+from heartbeat.websockets import PeerUnresponsive, connect, keepalive, serve
+
+# A verdict comes at most interval + timeout after the last pong; this much more is allowed
+# for a busy 2-core machine (process wake-ups, the loop's own turns).
+SLACK = 0.6
+
+
+async def echo(ws) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def test_live_pongs_fill_rtt():
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None) as ws:
+                config = Config(ping_interval=0.2, pong_timeout=0.5, liveness="pong")
+                async with keepalive(ws, config) as hb:
+                    for i in range(6):  # 3 s of pings, with application traffic alongside
+                        await ws.send(f"m{i}")
+                        assert await ws.recv() == f"m{i}"
+                        await asyncio.sleep(0.5)
+                    assert hb.stats.pongs_matched >= 10, hb.stats
+                    assert hb.stats.pong_timeouts == 0
+                    rtt = hb.rtt
+                    assert rtt.samples >= 10
+                    assert 0 < rtt.min <= rtt.smoothed < 0.2 and rtt.last is not None
+                    assert hb.health is heartbeat.Health.HEALTHY
+                    assert hb.state.name == "open"
+
+    asyncio.run(main())
+
+
+def test_sigstopped_server_is_declared_dead_then_connect_reconnects(spawn):
+    server = spawn("server")
+    interval, timeout = 0.5, 0.5
+    config = Config(ping_interval=interval, pong_timeout=timeout, connect_timeout=1.0,
+                    backoff_base=0.2, backoff_cap=0.5, liveness="pong", dead_close_code=4000)
+
+    async def main():
+        events = []
+        n = 0
+        async with connect(f"ws://127.0.0.1:{server.port}", config, on_event=events.append) as connections:
+            async for ws in connections:
+                n += 1
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                if n == 2:
+                    break  # the reconnected connection is live
+                while ws.heartbeat.stats.pongs_matched < 2:
+                    await asyncio.sleep(0.05)
+                server.stop()
+                stopped = time.monotonic()
+                with pytest.raises(PeerUnresponsive) as info:
+                    await ws.recv()
+                detected = time.monotonic() - stopped
+                assert isinstance(info.value, websockets.ConnectionClosedError)
+                assert info.value.verdict.kind == "pong_timeout"
+                assert info.value.sent is not None and info.value.sent.code == 4000  # the configured code
+                assert detected <= interval + timeout + SLACK, detected
+                print(f"SIGSTOPped server declared dead {detected:.3f} s after the stop "
+                      f"(bound {interval + timeout} s + {SLACK} s slack)")
+                await asyncio.sleep(1.5)  # attempts time out while it is stopped
+                server.cont()
+                resumed = time.monotonic()
+            reconnected = time.monotonic() - resumed
+        assert [e["event"] for e in events].count("connected") == 2
+        assert n == 2
+        stats = connections.heartbeat.stats
+        assert stats.connect_timeouts >= 1, "attempts while stopped end at connect_timeout"
+        assert stats.connects == 2 and stats.pong_timeouts == 1
+        # The next attempt after SIGCONT: one backoff ceiling (0.5 s) plus one connect timeout at most.
+        assert reconnected <= 0.5 + 1.0 + SLACK, reconnected
+        print(f"reconnected {reconnected:.3f} s after SIGCONT")
+
+    asyncio.run(main())
+
+
+def test_server_drops_a_sigstopped_client_from_its_live_set(spawn):
+    interval, timeout = 0.5, 0.5
+
+    async def main():
+        ended = {}
+
+        async def handler(ws):
+            try:
+                async for _ in ws:
+                    pass
+            except websockets.ConnectionClosed as exc:
+                ended[ws] = (time.monotonic(), exc)
+
+        # close_timeout stays at its 10 s default: the handler must still hear of the verdict at once.
+        async with serve(handler, "127.0.0.1", 0, Config(ping_interval=interval, pong_timeout=timeout)) as server:
+            port = list(server.sockets)[0].getsockname()[1]
+            uri = f"ws://127.0.0.1:{port}"
+            client = spawn("client", uri)
+            async with websockets.connect(uri, ping_interval=None) as healthy:
+                deadline = time.monotonic() + 10
+                while len(server.clients) < 2:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.02)
+                assert server.broadcast("news") == 2
+                assert await healthy.recv() == "news"
+                await asyncio.sleep(1.2)  # a few pongs each
+                client.stop()
+                stopped = time.monotonic()
+                while len(server.clients) == 2:
+                    await asyncio.sleep(0.01)
+                removed = time.monotonic() - stopped
+                assert removed <= interval + timeout + SLACK, removed
+                while not ended:
+                    assert time.monotonic() - stopped < 5
+                    await asyncio.sleep(0.01)
+                [(at, exc)] = ended.values()
+                assert isinstance(exc, PeerUnresponsive) and exc.verdict.kind == "pong_timeout"
+                assert at - stopped <= interval + timeout + SLACK, at - stopped
+                [left] = server.clients
+                assert left.remote_address[1] == healthy.local_address[1]
+                assert server.broadcast("more") == 1
+                assert await healthy.recv() == "more"
+                print(f"SIGSTOPped client left the live set {removed:.3f} s after the stop")
+
+    asyncio.run(main())
+
+
+def test_json_application_heartbeat():
+    async def guide_server(ws):
+        # The classic guide's server: answer {"type": "ping"} with {"type": "pong"}, echo the rest.
+        async for message in ws:
+            doc = json.loads(message)
+            if doc.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong", "timestamp": doc["timestamp"]}))
+            else:
+                await ws.send(message)
+
+    async def main():
+        async with websockets.serve(guide_server, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None) as ws:
+                config = Config(ping_interval=0.1, pong_timeout=0.5, liveness="pong")
+                async with keepalive(ws, config, json_heartbeat=True) as hb:
+                    received = []
+                    for i in range(8):
+                        await ws.send(json.dumps({"n": i}))
+                        received.append(json.loads(await hb.recv()))  # heartbeat messages are hidden
+                        await asyncio.sleep(0.1)
+                    assert received == [{"n": i} for i in range(8)]
+                    assert hb.stats.pongs_matched >= 5 and hb.rtt.samples >= 5
+                    assert hb.stats.pong_timeouts == 0
+
+    asyncio.run(main())
+
+
+def test_peer_unresponsive_is_a_connection_closed_error():
+    assert issubclass(heartbeat.PeerUnresponsive, websockets.ConnectionClosedError)
+    assert websockets.version.version.startswith("17."), "close_exc is pinned against websockets 17"
+
+
+def test_connect_honours_retry_after_from_a_503():
+    from http import HTTPStatus
+
+    attempts = []
+
+    def busy_once(connection, request):
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
+
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", 0, ping_interval=None, process_request=busy_once) as server:
+            port = server.sockets[0].getsockname()[1]
+            # Without the server's request the next attempt would follow within 0.1 s.
+            config = Config(ping_interval=1, pong_timeout=1, backoff_base=0.05, backoff_cap=0.1)
+            async with connect(f"ws://127.0.0.1:{port}", config) as connections:
+                async for ws in connections:
+                    await ws.send("in")
+                    assert await ws.recv() == "in"
+                    break
+        assert len(attempts) == 2
+        waited = attempts[1] - attempts[0]
+        assert 1.0 <= waited <= 1.0 + SLACK, waited
+
+    asyncio.run(main())
+
+
+def test_close_through_the_heartbeat_is_a_local_close_and_stops_it():
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None) as ws:
+                hb = keepalive(ws, Config(ping_interval=0.1, pong_timeout=0.5))
+                await asyncio.sleep(0.35)
+                await hb.close(1000)
+                assert hb.state.name == "finished"
+                assert hb.reason.kind == "local_close" and hb.reason.code == 1000 and not hb.reason.is_fault
+                assert hb.health is heartbeat.Health.DEAD
+                assert ws.close_code == 1000  # the peer echoed our code
+                with pytest.raises(websockets.ConnectionClosedOK):
+                    await ws.recv()
+
+    asyncio.run(main())
+
+
+def test_connect_gives_up_after_max_attempts_with_the_last_error():
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def main():
+        events = []
+        config = Config(backoff_base=0.05, backoff_cap=0.1, max_attempts=2)
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            async with connect(f"ws://127.0.0.1:{port}", config, on_event=events.append) as connections:
+                async for _ in connections:
+                    raise AssertionError("nothing listens there")
+        assert time.monotonic() - started < 2.0
+        assert [e["event"] for e in events].count("connecting") == 3  # the first, then 2 retries
+        assert connections.heartbeat.state.name == "finished"
+        assert connections.heartbeat.reason.kind == "connect_failed"
+
+    asyncio.run(main())

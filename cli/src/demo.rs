@@ -46,7 +46,7 @@ pub async fn run(common: Common, config: Config, out: Out) -> Exit {
     match Demo::start(&common, config, out.clone()).await {
         Ok(demo) => demo.run().await,
         Err(e) => {
-            eprintln!("heartbeat demo: {e}");
+            eprintln!("heartbeat: cannot run the demo: {e}");
             Exit::ConnectionEnded
         }
     }
@@ -290,13 +290,16 @@ impl Demo {
                     ),
                 );
             }
-            Event::ConnectFailed { error } => out.event(
-                "connect_failed",
-                who,
-                json!({ "error": error.to_string() }),
-                Tone::Bad,
-                &format!("connect failed: {error}"),
-            ),
+            Event::ConnectFailed { error } => {
+                let cause = crate::report::describe_connect_error(&error);
+                out.event(
+                    "connect_failed",
+                    who,
+                    json!({ "error": cause }),
+                    Tone::Bad,
+                    &format!("cannot connect: {cause}"),
+                );
+            }
             _ => {}
         }
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 fn probe(url: &str, extra: &[&str]) -> (Value, Duration) {
     let started = Instant::now();
     let out = heartbeat()
-        .args(["probe", url, "--json", "-W", "500ms", "--watch", "1s"])
+        .args(["probe", url, "--json", "-W", "1s", "--watch", "1s"])
         .args(extra)
         .output()
         .expect("run probe");

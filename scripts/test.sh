@@ -28,8 +28,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
-# The opt-in serde feature (core and the tokio adapter), which no workspace member enables.
-cargo clippy -p heartbeat-core -p heartbeat-tokio --all-targets --features serde -- -D warnings
+# The opt-in serde feature (core and the adapters), which no workspace member enables.
+cargo clippy -p heartbeat-core -p heartbeat-tokio -p heartbeat-transport -p heartbeat-mio -p heartbeat-blocking --all-targets --features serde -- -D warnings
 echo "== cargo doc -D warnings (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== cargo test"

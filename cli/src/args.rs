@@ -35,9 +35,9 @@ pub enum Command {
     ///
     /// When stdin ends, messages still arriving are printed until the connection has
     /// been quiet for --linger, then it closes with 1000. Exit codes as `ping`: 0 stdin
-    /// ended (or Ctrl-C, or the server closed with 1000/1001), 1 the peer became
-    /// unresponsive (per --timeout), 2 invalid usage, 3 could not connect or the
-    /// connection ended otherwise.
+    /// ended (or Ctrl-C, or the server closed with 1000/1001) after at least one pong,
+    /// 1 no pong ever came or the peer became unresponsive (per --timeout), 2 invalid
+    /// usage, 3 could not connect or the connection ended otherwise.
     Connect(ConnectArgs),
     /// Measure what keepalive a path needs: whether the server answers pings (RTT
     /// p50/p99), whether it pings us and how often, whether idle connections are

@@ -51,8 +51,8 @@ pub async fn run(args: ConnectArgs, config: Config, out: Out) -> Exit {
             }
         };
         tokio::select! {
-            _ = &mut interrupted => break close(link, &mut conns, config).await.unwrap_or(Exit::Ok),
-            _ = linger, if link.is_some() => break close(link, &mut conns, config).await.unwrap_or(Exit::Ok),
+            _ = &mut interrupted => break close(link, &mut conns, config).await.unwrap_or(session.stopped()),
+            _ = linger, if link.is_some() => break close(link, &mut conns, config).await.unwrap_or(session.stopped()),
             conn = conns.recv() => match conn {
                 Some(conn) => {
                     link = Some(conn.split());
@@ -106,9 +106,21 @@ struct Session {
     last_activity: Option<tokio::time::Instant>,
     /// How the session ends when the connections end, if already known.
     end: Option<Exit>,
+    /// Pongs received, over every connection.
+    pongs: u64,
 }
 
 impl Session {
+    /// How a session we ended (stdin, Ctrl-C) exits, as ping(8) would: 1 if the
+    /// peer never answered a ping, else 0.
+    fn stopped(&self) -> Exit {
+        if self.pongs == 0 {
+            Exit::Unresponsive
+        } else {
+            Exit::Ok
+        }
+    }
+
     fn touch(&mut self) {
         self.last_activity = Some(tokio::time::Instant::now());
     }
@@ -138,13 +150,16 @@ impl Session {
             Event::PingSent { seq } => {
                 out.event("ping", who, json!({ "seq": seq }), Tone::Plain, "")
             }
-            Event::Pong { seq, rtt } => out.event(
-                "pong",
-                who,
-                json!({ "seq": seq, "rtt_ms": ms(*rtt) }),
-                Tone::Plain,
-                "",
-            ),
+            Event::Pong { seq, rtt } => {
+                self.pongs += 1;
+                out.event(
+                    "pong",
+                    who,
+                    json!({ "seq": seq, "rtt_ms": ms(*rtt) }),
+                    Tone::Plain,
+                    "",
+                );
+            }
             Event::Dead { reason, .. } => {
                 out.event(
                     "dead",

@@ -150,3 +150,14 @@ fn with_reconnect_a_hung_server_is_left_and_the_session_goes_on_on_the_next_conn
     drop(stdin);
     assert_eq!(child.wait().expect("exit").code(), Some(0));
 }
+
+#[test]
+fn stdin_ending_before_any_pong_exits_1_as_ping_does() {
+    let url = mute_server();
+    let out = heartbeat()
+        .args(["connect", &url, "--linger", "100ms"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}

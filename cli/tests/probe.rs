@@ -88,6 +88,29 @@ fn probe_finds_a_reset_on_idle_within_10_percent_and_says_rst() {
 }
 
 #[test]
+fn probe_tells_a_fin_on_idle_apart_and_times_it() {
+    let (_server, upstream) = upstream();
+    let x = Duration::from_millis(1200);
+    let proxy = IdleProxy::start(upstream, x, IdleMode::Fin).expect("proxy");
+    let url = format!("ws://{}/", proxy.addr());
+    let (result, _) = probe(&url, &["--max-idle", "4s"]);
+    assert_within_10_percent(&result, x);
+    assert_eq!(result["closes_idle"], "fin", "{result:#}");
+}
+
+#[test]
+fn a_server_that_answers_no_pings_is_said_so_and_no_idle_timeout_is_guessed() {
+    let url = common::mute_server();
+    let (result, _) = probe(&url, &["--max-idle", "1s", "--parallel", "2"]);
+    assert_eq!(result["answers_pings"], false, "{result:#}");
+    assert_eq!(result["closes_idle"], "unknown", "{result:#}");
+    assert!(result["idle_timeout_ms"].is_null(), "{result:#}");
+    assert!(result["recommend"]["timeout_reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("did not answer")));
+}
+
+#[test]
 fn probe_sees_the_servers_pings_and_no_idle_timeout_without_a_middlebox() {
     let server = Server::start_pinging_every("200ms");
     let (result, _) = probe(&server.url, &["--max-idle", "1s", "--parallel", "2"]);

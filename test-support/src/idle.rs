@@ -18,6 +18,8 @@ pub enum IdleMode {
     Silent,
     /// Resets both sides at once (RST, as a load balancer's idle timeout does).
     Rst,
+    /// Closes both sides (FIN), as a proxy that times out politely does.
+    Fin,
 }
 
 /// A TCP proxy on `127.0.0.1` forwarding every accepted connection to `upstream`
@@ -85,11 +87,19 @@ impl Flow {
         if idle_for < self.idle {
             return false;
         }
-        if !self.dead.swap(true, Ordering::SeqCst) && self.mode == IdleMode::Rst {
-            // A zero linger turns the close into a RST once the last descriptor
-            // of each socket is dropped (both pumps stop at once).
+        if !self.dead.swap(true, Ordering::SeqCst) {
             for s in sockets {
-                let _ = rustix::net::sockopt::set_socket_linger(s, Some(Duration::ZERO));
+                match self.mode {
+                    // A zero linger turns the close into a RST once the last
+                    // descriptor of each socket is dropped (both pumps stop at once).
+                    IdleMode::Rst => {
+                        let _ = rustix::net::sockopt::set_socket_linger(s, Some(Duration::ZERO));
+                    }
+                    IdleMode::Fin => {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
+                    IdleMode::Silent => {}
+                }
             }
         }
         true
@@ -144,7 +154,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, flow: &Flow) {
     let mut buf = [0u8; 16 * 1024];
     while !flow.stop.load(Ordering::SeqCst) {
         let dead = flow.dead([&from, &to]);
-        if dead && flow.mode == IdleMode::Rst {
+        if dead && flow.mode != IdleMode::Silent {
             return;
         }
         match from.read(&mut buf) {

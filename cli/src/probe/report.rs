@@ -46,8 +46,16 @@ impl Report {
             (n, None) => format!("pings us:          yes ({n} ping in {})", show(args.watch)),
         });
 
-        let timeout = idle_timeout(idle);
+        // A silent drop is told by an unanswered ping: meaningless when the server
+        // answers none. Ends seen while idle (close frame, FIN, RST) still count.
+        let knowable = answers || !idle.closes.is_empty();
+        let timeout = idle_timeout(idle).filter(|_| knowable);
         let (closes_word, idle_line) = match (&timeout, idle.hi) {
+            _ if !knowable => (
+                "unknown",
+                "closes idle connections: cannot tell (the server answers no pings, so a silent drop looks like a live connection)"
+                    .to_owned(),
+            ),
             (Some((x, Some(how))), _) => (
                 how.word(),
                 format!(

@@ -92,9 +92,12 @@ mod options;
 mod reactor;
 mod send_error;
 mod slab;
+mod sock;
 mod stats;
 mod stop;
 mod timers;
+mod upgrade;
+mod wire;
 
 pub use conn::Side;
 pub use ctx::Ctx;

@@ -36,6 +36,11 @@ pub(crate) struct Reactor {
     pub(crate) stop: Option<StopHandle>,
     /// How late this loop's timers run: every machine's pong verdict allows for it.
     pub(crate) lag: LagMeter,
+    /// One read buffer for every WebSocket handshake of this driver (an HTTP head
+    /// is a few hundred bytes; see `upgrade.rs`).
+    pub(crate) scratch: Box<[u8]>,
+    /// [`Options::ping_with_pong`].
+    pub(crate) ping_with_pong: Option<u32>,
 }
 
 impl Reactor {
@@ -53,6 +58,8 @@ impl Reactor {
             stats: DriverStats::default(),
             stop: None,
             lag: LagMeter::new(LAG_WINDOW),
+            scratch: vec![0; SCRATCH].into_boxed_slice(),
+            ping_with_pong: options.ping_with_pong.filter(|&n| n > 0),
         })
     }
 
@@ -172,10 +179,19 @@ impl Reactor {
             return;
         };
         self.with_conn(id, now, |reactor, conn| {
+            if readable {
+                if let Some(sock) = conn.sock_mut() {
+                    sock.readable();
+                }
+            }
             reactor.advance(conn, id, now, readable, writable)
         });
     }
 }
+
+/// The size of the handshake scratch buffer: any HTTP head a WebSocket peer sends
+/// fits in one read (a larger one is collected over several).
+const SCRATCH: usize = 4096;
 
 /// How long a measured lateness is remembered (one to two windows).
 const LAG_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);

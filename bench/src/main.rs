@@ -24,6 +24,7 @@ mod hist;
 mod parent;
 mod procfs;
 mod roles;
+mod syscalls;
 mod table;
 
 use std::process::ExitCode;
@@ -78,6 +79,12 @@ fn header(cli: &Cli) -> String {
     }
     if cli.hog {
         cmd += " --hog";
+    }
+    if cli.syscalls {
+        cmd += " --syscalls";
+    }
+    if cli.idle_only {
+        cmd += " --idle-only";
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(

@@ -26,6 +26,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::builder()
         .ping_interval(args.interval)
         .pong_timeout(args.timeout)
+        .idle_only(server && args.idle_only)
         .build()?
         .with_role(role);
     let handler = Bench {

@@ -549,8 +549,8 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// segment instead of two). Returns whether a ping was queued.
     ///
     /// Only a ping whose timer is armed moves, and only forward: nothing happens
-    /// unless the connection is open, no ping awaits its pong, and the ping is due
-    /// at or before `now + within`. The ping then counts as sent at `now` (its pong
+    /// unless the connection is open, no ping awaits its pong or its report of
+    /// being sent, and the ping is due at or before `now + within`. The ping then counts as sent at `now` (its pong
     /// timer starts when the driver reports it handed over, as always) and the
     /// next one is due a full interval later. A ping that goes out early only
     /// brings the verdict on a silent peer earlier, so
@@ -562,7 +562,9 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     /// so this never fires.
     pub fn ping_early(&mut self, now: Instant, within: Duration) -> bool {
         let now = self.observe(now);
-        if self.phase != Phase::Open {
+        // A ping the driver has not reported handed over yet is still ours: its
+        // report must not be taken for the next one's.
+        if self.phase != Phase::Open || self.conn.probe.is_some_and(|p| p.sent_at.is_none()) {
             return false;
         }
         match self.ping_due() {

@@ -35,7 +35,7 @@ pub struct Driver<H> {
 impl<H: Handler> Driver<H> {
     /// A driver with no connections yet.
     pub fn new(options: Options, handler: H) -> io::Result<Driver<H>> {
-        let capacity = options.events_capacity.max(16);
+        let capacity = options.events_capacity.max(1);
         Ok(Driver {
             reactor: Reactor::new(&options)?,
             handler,

@@ -30,7 +30,9 @@ pub struct Options {
     /// waits in the buffer. At 0 every frame is written at once (correct, but a
     /// pong and the ping pulled forward to join it take two segments).
     pub websocket: WebSocketConfig,
-    /// How many readiness events one `poll` returns at most.
+    /// How many readiness events one `poll` returns at most (at least 1). When a
+    /// `poll` fills it and a deadline is due, the driver polls again at once before
+    /// judging it, so a small value costs system calls, never a false death.
     pub events_capacity: usize,
     /// The listen backlog of [`Driver::listen`](crate::Driver::listen): how many
     /// connections the kernel queues before the loop accepts them. mio and std use

@@ -47,6 +47,8 @@ enum Stage {
 }
 
 /// Where an [`Upgrade::advance`] got to.
+// A return value, moved once: boxing the WebSocket would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     /// The handshake completed.
     Open(WebSocket<Sock>),

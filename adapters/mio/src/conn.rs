@@ -65,8 +65,8 @@ pub(crate) struct Conn {
     pub(crate) announced: bool,
     /// An attempt is in progress and not yet counted as opened or failed.
     pub(crate) attempting: bool,
-    /// Client only.
-    pub(crate) remote: Option<Box<Remote>>,
+    /// Client only; shared by the connections to one URL.
+    pub(crate) remote: Option<Arc<Remote>>,
 }
 
 impl Conn {

@@ -4,6 +4,7 @@
 //! (`connect_timeout`) and the close (`close_timeout`).
 
 use std::io::{self, ErrorKind};
+use std::sync::Arc;
 use std::time::Duration;
 
 use heartbeat_core::{HeartbeatMachine, Instant};
@@ -56,6 +57,10 @@ impl Reactor {
     pub(crate) fn add_client(&mut self, url: &str) -> io::Result<ConnId> {
         // The error carries the `UrlError` itself (reachable with `get_ref`).
         let invalid = |e: UrlError| io::Error::new(ErrorKind::InvalidInput, e);
+        // Connections to one URL share its parsed and resolved form.
+        if let Some(remote) = self.remotes.get(url).cloned() {
+            return Ok(self.add_client_to(remote));
+        }
         let target = Target::parse(url).map_err(invalid)?;
         if target.tls {
             return Err(io::Error::new(
@@ -65,18 +70,25 @@ impl Reactor {
         }
         target.request().map_err(invalid)?;
         let addr = target.resolve()?;
+        let remote = Arc::new(Remote { target, addr });
+        self.remotes.insert(url.into(), remote.clone());
+        Ok(self.add_client_to(remote))
+    }
+
+    /// Adds a client connection to `remote` and lets its machine start.
+    fn add_client_to(&mut self, remote: Arc<Remote>) -> ConnId {
         let now = self.clock.now();
         let mut conn = Conn::new(
             Side::Client,
             HeartbeatMachine::new(self.client.clone(), seed()),
         );
-        conn.remote = Some(Box::new(Remote { target, addr }));
+        conn.remote = Some(remote);
         let id = self.conns.insert(conn);
         self.with_conn(id, now, |reactor, conn| {
             conn.hb.connect(now);
             reactor.drive_actions(conn, id, now);
         });
-        Ok(id)
+        id
     }
 
     /// The machine's `Connect`: a client connects over TCP (the handshake follows

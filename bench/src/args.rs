@@ -51,9 +51,10 @@ pub struct Cli {
     #[arg(long)]
     pub syscalls: bool,
     /// heartbeat-mio's server pings only idle connections (`idle_only`, with
-    /// `Liveness::AnyFrame`): a client that pings it proves its life by that, so
-    /// the server sends no pings of its own. Compare CPU per connection-second
-    /// (in the notes) with a run without it.
+    /// `Liveness::AnyFrame`, and twice the interval so the client's ping always
+    /// comes first): a client that pings it proves its life by that, so the server
+    /// sends no pings of its own. Compare CPU per connection-second (in the notes)
+    /// with a run without it.
     #[arg(long)]
     pub idle_only: bool,
     /// Server addresses 127.0.0.1 .. 127.0.0.K the connections are spread over

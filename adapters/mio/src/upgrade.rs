@@ -140,7 +140,14 @@ impl Upgrade {
                     }
                     let parsed = match self.accept_key.take() {
                         None => self.request(input),
-                        Some(key) => return self.response(input, &key, config),
+                        Some(key) => match self.response(input, &key, config) {
+                            // Incomplete: read on (a full read may have left more).
+                            Step::Pending(upgrade) => {
+                                self = upgrade;
+                                continue;
+                            }
+                            step => return step,
+                        },
                     };
                     match parsed {
                         Ok(true) => {}

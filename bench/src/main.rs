@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! cargo run --release -p heartbeat-bench -- --conns 1000 --interval 1s --timeout 1s --secs 30 \
-//!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog]
+//!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog] [--syscalls] [--idle-only]
 //! ```
+//!
+//! `--syscalls` adds each process's system calls per round trip (counted with
+//! `perf stat`) to the notes; `--idle-only` runs heartbeat-mio's server with
+//! `idle_only`. Every run notes CPU per connection-second.
 //!
 //! For each implementation it starts this binary twice more, as a server process
 //! and a client process (the hidden `role` subcommand; Python runs under

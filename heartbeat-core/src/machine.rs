@@ -544,19 +544,19 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
-    /// Sends the next ping now if it is due within `within`: call it right after a
-    /// ping from the peer queued a pong, so both go out in one write (one TCP
+    /// Queues the next ping now if it is due within `within`: call it right after
+    /// a ping from the peer queued a pong, so both go out in one write (one TCP
     /// segment instead of two). Returns whether a ping was queued.
     ///
     /// Only a ping whose timer is armed moves, and only forward: nothing happens
     /// unless the connection is open, no ping awaits its pong or its report of
-    /// being sent, and the ping is due at or before `now + within`. The ping then counts as sent at `now` (its pong
-    /// timer starts when the driver reports it handed over, as always) and the
-    /// next one is due a full interval later. A ping that goes out early only
-    /// brings the verdict on a silent peer earlier, so
-    /// [`Config::detection_bound`] still holds. Once two ends that both ping have
-    /// done this, their pings stay in step: each end's ping meets the other's
-    /// pong, and every heartbeat costs each end one write and one read.
+    /// being sent, and the ping is due at or before `now + within`. The ping is
+    /// then emitted at `now` (its pong timer starts when the driver reports it
+    /// handed over, as always) and the next one is due a full interval later. A
+    /// ping that goes out early only brings the verdict on a silent peer earlier,
+    /// so [`Config::detection_bound`] still holds. Once two ends that both ping
+    /// have done this, their pings stay in step: each end's ping meets the other's
+    /// pong, and a heartbeat costs each end one write and one read fewer.
     ///
     /// With `idle_only` the peer's ping itself postpones ours by a whole interval,
     /// so this never fires.

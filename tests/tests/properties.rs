@@ -819,7 +819,7 @@ proptest! {
     /// Arbitrary calls with arbitrary (also backwards and huge) times never panic or
     /// overflow, and never leave a deadline in the past.
     #[test]
-    fn arbitrary_time_jumps_never_panic(cfg in config_strategy(), ops in prop::collection::vec((0u8..16, any::<u64>(), any::<u16>()), 0..200)) {
+    fn arbitrary_time_jumps_never_panic(cfg in config_strategy(), ops in prop::collection::vec((0u8..17, any::<u64>(), any::<u16>()), 0..200)) {
         let mut m = HeartbeatMachine::new(cfg, 7);
         for (op, raw, code) in ops {
             let now = Instant::from_nanos(raw);
@@ -839,6 +839,7 @@ proptest! {
                 12 => m.handle_close_sent(now),
                 13 => m.handle_retry_after(now, Duration::from_nanos(raw)),
                 14 => m.handle_local_lag(now, Duration::from_millis(u64::from(code))),
+                15 => { m.ping_early(now, Duration::from_nanos(raw)); }
                 _ => m.close(now, CloseCode::new(code).unwrap_or(CloseCode::NORMAL)),
             }
             let mut n = 0;

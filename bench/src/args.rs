@@ -44,6 +44,19 @@ pub struct Cli {
     /// Run a busy-loop CPU hog on one core from warmup to the end of the window.
     #[arg(long)]
     pub hog: bool,
+    /// Count each process's system calls over the measured window with
+    /// `perf stat` (tracepoints `raw_syscalls:sys_enter` and the I/O calls; needs
+    /// perf and root or `perf_event_paranoid` <= 1), reported per round trip in
+    /// the notes. Counting adds a little CPU to every syscall of both processes.
+    #[arg(long)]
+    pub syscalls: bool,
+    /// heartbeat-mio's server pings only idle connections (`idle_only`, with
+    /// `Liveness::AnyFrame`, and twice the interval so the client's ping always
+    /// comes first): a client that pings it proves its life by that, so the server
+    /// sends no pings of its own. Compare CPU per connection-second (in the notes)
+    /// with a run without it.
+    #[arg(long)]
+    pub idle_only: bool,
     /// Server addresses 127.0.0.1 .. 127.0.0.K the connections are spread over
     /// (default: one per 5,000 connections).
     #[arg(long)]
@@ -94,6 +107,9 @@ pub struct RoleArgs {
     /// The child exits by itself after this many seconds, whatever happens.
     #[arg(long, default_value_t = 600)]
     pub lifetime: u64,
+    /// Server: ping only idle connections (heartbeat-mio).
+    #[arg(long)]
+    pub idle_only: bool,
 }
 
 /// A child's role.

@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! cargo run --release -p heartbeat-bench -- --conns 1000 --interval 1s --timeout 1s --secs 30 \
-//!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog]
+//!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog] [--syscalls] [--idle-only]
 //! ```
+//!
+//! `--syscalls` adds each process's system calls per round trip (counted with
+//! `perf stat`) to the notes; `--idle-only` runs heartbeat-mio's server with
+//! `idle_only`. Every run notes CPU per connection-second.
 //!
 //! For each implementation it starts this binary twice more, as a server process
 //! and a client process (the hidden `role` subcommand; Python runs under
@@ -24,6 +28,7 @@ mod hist;
 mod parent;
 mod procfs;
 mod roles;
+mod syscalls;
 mod table;
 
 use std::process::ExitCode;
@@ -78,6 +83,12 @@ fn header(cli: &Cli) -> String {
     }
     if cli.hog {
         cmd += " --hog";
+    }
+    if cli.syscalls {
+        cmd += " --syscalls";
+    }
+    if cli.idle_only {
+        cmd += " --idle-only";
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(

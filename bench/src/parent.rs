@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::args::{fmt_duration, Cli, Impl, RoleArgs, Which};
 use crate::procfs;
 use crate::roles::python;
+use crate::syscalls;
 
 /// One implementation's result in one repetition.
 pub struct Run {
@@ -116,6 +117,7 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
         port,
         lifetime,
         ramp: ramp(cli),
+        idle_only: cli.idle_only,
     };
     let mut server = Proc::spawn(command(&role(Which::Server, 0)), "server")?;
     let listening = server.expect("listening", Duration::from_secs(30))?;
@@ -150,6 +152,9 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
     client.send("mark")?;
     server.expect("mark", REPLY)?;
     client.expect("mark", REPLY)?;
+    let counting = cli
+        .syscalls
+        .then(|| [server.pid(), client.pid()].map(|pid| syscalls::count(pid, cli.secs)));
     std::thread::sleep(Duration::from_secs(cli.secs));
     let cpu1 = [server.cpu()?, client.cpu()?];
     if let (Some(h), Some(before)) = (&hog, hog0) {
@@ -167,6 +172,7 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
         server.expect("report", REPLY)?,
         client.expect("report", REPLY)?,
     ];
+    let counted = counting.map(|c| c.map(syscalls::Counting::finish));
     // Everything stops here: the hog and both children are killed on drop.
     let out = [0, 1].map(|i| {
         let r = &reports[i];
@@ -184,6 +190,23 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
             max_us: get("max_us"),
         }
     });
+    // What one connection costs per second, whatever its round trips: the figure
+    // to compare when one side stops pinging (`--idle-only`).
+    let per_conn_s = |f: &Figures| f.cpu_us as f64 / cli.conns.max(1) as f64 / cli.secs as f64;
+    notes.push(format!(
+        "CPU per connection-second: server {:.2} µs, client {:.2} µs",
+        per_conn_s(&out[0]),
+        per_conn_s(&out[1])
+    ));
+    if let Some(counted) = counted {
+        let rts = out[0].pongs + out[1].pongs;
+        for (name, c) in ["server", "client"].iter().zip(counted) {
+            notes.push(match c {
+                Ok(c) => format!("{name} syscalls: {}", c.per_round_trip(rts)),
+                Err(e) => format!("{name} syscalls: not counted ({e})"),
+            });
+        }
+    }
     Ok(out)
 }
 
@@ -207,6 +230,9 @@ fn command(args: &RoleArgs) -> Command {
         .args(["--port", &args.port.to_string()])
         .args(["--ramp", &fmt_duration(args.ramp)])
         .args(["--lifetime", &args.lifetime.to_string()]);
+    if args.idle_only {
+        cmd.arg("--idle-only");
+    }
     cmd
 }
 

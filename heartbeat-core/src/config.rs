@@ -424,6 +424,12 @@ impl ConfigBuilder {
     }
     /// Ping only when nothing has arrived for a whole interval. Requires
     /// [`Liveness::AnyFrame`]: otherwise inbound traffic proves nothing.
+    ///
+    /// A server whose clients ping it can use this to send no pings of its own:
+    /// their pings prove them alive. Give it an interval longer than theirs
+    /// (twice, say): at equal intervals a client pinging a little late loses the
+    /// race to the server's own timer about half the time. A client that goes
+    /// silent is then detected within the server's interval plus its timeout.
     pub fn idle_only(mut self, on: bool) -> Self {
         self.config.idle_only = on;
         self

@@ -549,6 +549,38 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
         }
     }
 
+    /// Queues the next ping now if it is due within `within`: call it right after
+    /// a ping from the peer queued a pong, so both go out in one write (one TCP
+    /// segment instead of two). Returns whether a ping was queued.
+    ///
+    /// Only a ping whose timer is armed moves, and only forward: nothing happens
+    /// unless the connection is open, no ping awaits its pong or its report of
+    /// being sent, and the ping is due at or before `now + within`. The ping is
+    /// then emitted at `now` (its pong timer starts when the driver reports it
+    /// handed over, as always) and the next one is due a full interval later. A
+    /// ping that goes out early only brings the verdict on a silent peer earlier,
+    /// so [`Config::detection_bound`] still holds. Once two ends that both ping
+    /// have done this, their pings stay in step: each end's ping meets the other's
+    /// pong, and a heartbeat costs each end one write and one read fewer.
+    ///
+    /// With `idle_only` the peer's ping itself postpones ours by a whole interval,
+    /// so this never fires.
+    pub fn ping_early(&mut self, now: Instant, within: Duration) -> bool {
+        let now = self.observe(now);
+        // A ping the driver has not reported handed over yet is still ours: its
+        // report must not be taken for the next one's.
+        if self.phase != Phase::Open || self.conn.probe.is_some_and(|p| p.sent_at.is_none()) {
+            return false;
+        }
+        match self.ping_due() {
+            Some(due) if due <= now.saturating_add(within) => {
+                self.emit_ping(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
     // ----- runtime changes -------------------------------------------------------
 
     /// Changes the ping interval on a live machine (e.g. after an application

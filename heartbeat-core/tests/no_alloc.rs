@@ -177,6 +177,7 @@ fn run(config: Config, seen: &mut Seen) {
         if m.state() == State::Open && !silent {
             m.handle_frame(now);
             let _ = m.handle_ping(now, b"peer");
+            let _ = m.ping_early(now, core::time::Duration::from_millis(50));
             match step % 701 {
                 300 => silent = true,
                 500 => m.handle_close(now, Some(1001)),

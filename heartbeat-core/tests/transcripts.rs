@@ -1204,6 +1204,97 @@ fn the_dead_close_code_is_configurable_but_never_reserved() {
     }
 }
 
+// ----- a ping pulled forward to go with a pong ----------------------------------
+
+fn pong(payload: &[u8]) -> Action {
+    Action::SendPong(Payload::from_slice(payload).unwrap())
+}
+
+#[test]
+fn a_ping_due_within_the_window_leaves_with_the_pong_early_and_the_schedule_follows_it() {
+    let mut m = open(base());
+    // Interval 1 s: our ping is due at 1000 ms.
+    m.handle_ping(t(850), b"a");
+    assert!(
+        !m.ping_early(t(850), ms(125)),
+        "due at 1000, past 850 + 125"
+    );
+    assert_eq!(drain(&mut m), [pong(b"a")]);
+    m.handle_ping(t(900), b"b");
+    assert!(
+        m.ping_early(t(900), ms(125)),
+        "due at 1000, within 900 + 125"
+    );
+    assert_eq!(
+        drain(&mut m),
+        [pong(b"b"), ping(0)],
+        "pong first, then the ping: one write carries both"
+    );
+    m.handle_ping_sent(t(900));
+    assert_eq!(deadline(&m), (t(1400), TimerKind::PongTimeout));
+    assert_eq!(
+        m.handle_pong(t(950), &seq(0)),
+        PongOutcome::Matched {
+            seq: 0,
+            rtt: Some(ms(50))
+        }
+    );
+    assert_eq!(
+        deadline(&m),
+        (t(1900), TimerKind::Ping),
+        "the next ping is a full interval after the early one"
+    );
+    m.handle_timeout(t(1000));
+    assert_eq!(drain(&mut m), [], "nothing fires at the old due time");
+}
+
+#[test]
+fn an_early_ping_never_replaces_one_awaiting_its_pong_so_a_peer_that_pings_but_never_answers_dies_in_time(
+) {
+    // Only pongs prove life: the peer's pings keep coming, its pongs never do.
+    let mut m = open(base().liveness(Liveness::PongOnly));
+    m.handle_ping(t(900), b"a");
+    assert!(m.ping_early(t(900), ms(125)));
+    assert_eq!(drain(&mut m), [pong(b"a"), ping(0)]);
+    m.handle_ping_sent(t(900));
+    for at in [1000, 1100, 1200, 1300] {
+        m.handle_ping(t(at), b"b");
+        assert!(
+            !m.ping_early(t(at), ms(1000)),
+            "a ping awaits its pong at {at} ms: nothing is pulled forward"
+        );
+        assert_eq!(drain(&mut m), [pong(b"b")]);
+        assert_eq!(deadline(&m), (t(1400), TimerKind::PongTimeout));
+    }
+    m.handle_timeout(t(1400));
+    let actions = drain(&mut m);
+    assert_eq!(
+        actions[0],
+        Action::Dead(DeathReason::PongTimeout { waited: ms(500) }),
+        "dead at the early ping + the timeout, within interval + timeout of the last evidence"
+    );
+    assert!(t(1400) <= t(0) + base().build().unwrap().detection_bound(Duration::ZERO));
+}
+
+#[test]
+fn pinging_early_needs_an_open_connection_and_an_armed_ping_timer() {
+    let mut m = machine(base());
+    assert!(!m.ping_early(t(0), ms(5000)), "idle");
+    m.connect(t(0));
+    drain(&mut m);
+    assert!(!m.ping_early(t(10), ms(5000)), "connecting");
+    // idle_only: the peer's ping is traffic, which postpones our ping a whole interval.
+    let mut m = open(base().idle_only(true));
+    m.handle_ping(t(900), b"a");
+    assert!(!m.ping_early(t(900), ms(999)));
+    assert_eq!(drain(&mut m), [pong(b"a")]);
+    assert_eq!(deadline(&m), (t(1900), TimerKind::Ping));
+    let mut m = open(base());
+    m.close(t(100), CloseCode::NORMAL);
+    drain(&mut m);
+    assert!(!m.ping_early(t(900), ms(5000)), "closing");
+}
+
 // ----- answering pings ---------------------------------------------------------
 
 #[test]

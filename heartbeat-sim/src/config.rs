@@ -55,6 +55,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Upper bound on steps per [`Sim::run_until`](crate::Sim::run_until) call.
     pub max_steps: u64,
+    /// The driver pulls its own ping forward to go out with the pong it owes
+    /// (as heartbeat-mio does): after a ping from the peer, it calls
+    /// [`ping_early`](heartbeat_core::HeartbeatMachine::ping_early) with this
+    /// window. `None`: never.
+    pub ping_with_pong: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -66,6 +71,7 @@ impl Default for SimConfig {
             write_delay: Duration::ZERO,
             seed: 0,
             max_steps: 1_000_000,
+            ping_with_pong: None,
         }
     }
 }

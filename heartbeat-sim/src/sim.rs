@@ -3,7 +3,9 @@
 use core::borrow::Borrow;
 use core::fmt;
 
-use heartbeat_core::{Action, Config, DeathReason, HeartbeatMachine, Instant, Payload};
+use heartbeat_core::{
+    Action, Config, DeathReason, HeartbeatMachine, Instant, Payload, PingOutcome,
+};
 
 use crate::config::{SimConfig, Start};
 use crate::event::{Event, EventKind, Queue};
@@ -311,6 +313,9 @@ impl<C: Borrow<Config>> Sim<C> {
             Frame::Ping(p) => {
                 let outcome = self.machine.handle_ping(now, p.as_slice());
                 self.log.push((now, Record::Ping(outcome)));
+                if let (PingOutcome::Answered, Some(within)) = (outcome, self.cfg.ping_with_pong) {
+                    let _ = self.machine.ping_early(now, within);
+                }
             }
             Frame::Pong(p) => {
                 let outcome = self.machine.handle_pong(now, p.as_slice());

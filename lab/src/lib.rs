@@ -196,9 +196,22 @@ pub fn server(
     bind: SocketAddr,
     timing: Timing,
 ) -> Result<(JsonProc, SocketAddr), String> {
+    server_with(adapter, place, bind, timing, &[])
+}
+
+/// [`server`] with more arguments for the adapter's program (e.g. `mio_peer`'s
+/// `--events N`).
+pub fn server_with(
+    adapter: Adapter,
+    place: Place<'_>,
+    bind: SocketAddr,
+    timing: Timing,
+    extra: &[&str],
+) -> Result<(JsonProc, SocketAddr), String> {
     let mut cmd = place.command(adapter.program());
     cmd.args(["serve", "--bind", &bind.to_string()])
-        .args(timing.args());
+        .args(timing.args())
+        .args(extra);
     let mut proc =
         JsonProc::spawn(&format!("{} server", adapter.name()), cmd).map_err(|e| e.to_string())?;
     let listening = proc.wait_for("listening", STARTUP, |e| e.is("listening"))?;

@@ -177,6 +177,15 @@ impl PyPeer {
         Ok(peer)
     }
 
+    /// Like [`clients`](Self::clients), each client pinging the server `every`
+    /// (no timeout: the pings are traffic, never a verdict of the client's).
+    pub fn pinging_clients(url: &str, n: usize, every: Duration) -> std::io::Result<PyPeer> {
+        let every = every.as_secs_f64().to_string();
+        let mut peer = Self::spawn(None, CLIENTS, &[url, &n.to_string(), &every])?;
+        peer.wait_for("CONNECTED", STARTUP)?;
+        Ok(peer)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

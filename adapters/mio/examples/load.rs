@@ -74,7 +74,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "server: per connection struct {} bytes + tungstenite read buffer {} bytes",
         heartbeat_mio::connection_struct_size(),
-        heartbeat_mio::small_buffers().read_buffer_size
+        heartbeat_mio::Options::new(heartbeat_core::Config::default())
+            .websocket
+            .read_buffer_size
     );
     println!(
         "server: {cpu} CPU ticks (10 ms) over {hold} s for ~{round_trips} round trips: {:.1} µs CPU per round trip; {} timer wakeups",

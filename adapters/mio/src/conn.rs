@@ -6,10 +6,10 @@ use std::sync::Arc;
 use heartbeat_core::{Config, HeartbeatMachine, Instant};
 use heartbeat_transport::tungstenite::Target;
 use mio::net::TcpStream;
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::server::{NoCallback, ServerHandshake};
-use tungstenite::handshake::MidHandshake;
 use tungstenite::WebSocket;
+
+use crate::sock::Sock;
+use crate::upgrade::Upgrade;
 
 /// Which end of the connection this driver plays.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,20 +23,22 @@ pub enum Side {
 
 /// The socket in its current stage. Which stage comes next is the machine's call:
 /// an attempt starts on its `Connect`, the socket goes on its `Disconnect`.
+// `Open` is where a connection spends its life: boxing it would add an allocation
+// and an indirection per connection to save bytes only in the brief other stages.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Io {
     /// No socket: not started, waiting to reconnect, or finished.
     None,
     /// Server: accepted, waiting for the machine's `Connect` to start the upgrade.
-    Accepted(TcpStream),
+    Accepted(Sock),
     /// Client: TCP connect in progress (waiting for writability).
-    Connecting(TcpStream),
-    /// Server: WebSocket handshake in progress.
-    ServerHandshake(MidHandshake<ServerHandshake<TcpStream, NoCallback>>),
-    /// Client: WebSocket handshake in progress.
-    ClientHandshake(MidHandshake<ClientHandshake<TcpStream>>),
+    Connecting(Sock),
+    /// WebSocket handshake in progress, either role (boxed: it is brief, and the
+    /// open connection is what stays in memory).
+    Upgrading(Box<Upgrade>),
     /// The WebSocket is up: open, or closing (also in the background while a client
     /// waits to reconnect) until the machine says `Disconnect`.
-    Open(WebSocket<TcpStream>),
+    Open(WebSocket<Sock>),
 }
 
 /// Where a client connects, checked and resolved once (kept for reconnects).
@@ -63,8 +65,8 @@ pub(crate) struct Conn {
     pub(crate) announced: bool,
     /// An attempt is in progress and not yet counted as opened or failed.
     pub(crate) attempting: bool,
-    /// Client only.
-    pub(crate) remote: Option<Box<Remote>>,
+    /// Client only; shared by the connections to one URL.
+    pub(crate) remote: Option<Arc<Remote>>,
 }
 
 impl Conn {
@@ -104,13 +106,17 @@ impl Conn {
     }
 
     /// The socket, whatever the stage.
-    pub(crate) fn stream_mut(&mut self) -> Option<&mut TcpStream> {
+    pub(crate) fn sock_mut(&mut self) -> Option<&mut Sock> {
         match &mut self.io {
             Io::Accepted(s) | Io::Connecting(s) => Some(s),
-            Io::ServerHandshake(m) => Some(m.get_mut().get_mut()),
-            Io::ClientHandshake(m) => Some(m.get_mut().get_mut()),
+            Io::Upgrading(u) => Some(&mut u.sock),
             Io::Open(ws) => Some(ws.get_mut()),
             Io::None => None,
         }
+    }
+
+    /// The TCP socket, whatever the stage (to deregister it).
+    pub(crate) fn stream_mut(&mut self) -> Option<&mut TcpStream> {
+        self.sock_mut().map(Sock::tcp)
     }
 }

@@ -29,22 +29,31 @@ pub struct Driver<H> {
     reactor: Reactor,
     handler: H,
     events: Events,
+    backlog: i32,
 }
 
 impl<H: Handler> Driver<H> {
     /// A driver with no connections yet.
     pub fn new(options: Options, handler: H) -> io::Result<Driver<H>> {
-        let capacity = options.events_capacity.max(16);
+        let capacity = options.events_capacity.max(1);
         Ok(Driver {
             reactor: Reactor::new(&options)?,
             handler,
             events: Events::with_capacity(capacity),
+            backlog: i32::try_from(options.backlog).unwrap_or(i32::MAX),
         })
     }
 
-    /// Listens on `addr` (accepting in the server role); returns the bound address.
+    /// Listens on `addr` (accepting in the server role) with the backlog of
+    /// [`Options::backlog`]; returns the bound address.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
-        let mut listener = TcpListener::bind(addr)?;
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(self.backlog)?;
+        let mut listener = TcpListener::from_std(socket.into());
         let token = Token(LISTENER_BASE + self.reactor.listeners.len());
         self.reactor
             .poll
@@ -125,24 +134,61 @@ impl<H: Handler> Driver<H> {
     /// One turn of the loop: wait for readiness or the earliest deadline (at most
     /// `max_wait`), handle every ready socket, then every due deadline, then tell
     /// the handler what happened.
+    ///
+    /// A socket is read only when readiness says something arrived (see
+    /// `sock.rs`), so before any deadline is judged every readiness event that
+    /// happened by then must have been collected. One `poll` normally does that,
+    /// but not when it returned a full batch of events (more may be waiting), or
+    /// when the loop woke later than it asked to (the process was stopped or
+    /// starved between `poll` and the clock reading, and a pong may have arrived
+    /// in that gap): then a `poll` with a zero timeout collects the rest first.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
-        let now = self.reactor.clock.now();
+        let before = self.reactor.clock.now();
         let mut wait = match self.reactor.next_wake() {
-            Some(at) => epoll_timeout(at - now),
+            Some(at) => epoll_timeout(at - before),
             None => Duration::from_secs(3600),
         };
         if let Some(max) = max_wait {
             wait = wait.min(max);
         }
-        self.reactor.stats.polls += 1;
-        match self.reactor.poll.poll(&mut self.events, Some(wait)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        self.poll(wait)?;
         // One clock reading per turn: input first, then the deadlines due by then.
         let now = self.reactor.clock.now();
+        let mut more = self.handle_events(now);
+        if self.reactor.next_wake().is_some_and(|at| at <= now) {
+            // Evidence before verdicts.
+            more |= now - before > wait + LATE_WAKE;
+            while more {
+                self.reactor.stats.evidence_polls += 1;
+                self.poll(Duration::ZERO)?;
+                more = self.handle_events(now);
+            }
+        }
+        self.dispatch();
+        self.reactor.fire_timers(now);
+        self.dispatch();
+        Ok(())
+    }
+
+    /// Waits for readiness for at most `wait`.
+    fn poll(&mut self, wait: Duration) -> io::Result<()> {
+        self.reactor.stats.polls += 1;
+        match self.reactor.poll.poll(&mut self.events, Some(wait)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handles the events of the last `poll`; returns whether they filled the
+    /// event buffer (more may be waiting in the kernel).
+    fn handle_events(&mut self, now: heartbeat_core::Instant) -> bool {
+        let mut n = 0;
         for event in self.events.iter() {
+            n += 1;
             let token = event.token();
             if token == WAKER {
                 continue;
@@ -155,10 +201,7 @@ impl<H: Handler> Driver<H> {
             let writable = event.is_writable() || event.is_write_closed();
             self.reactor.ready(token.0, now, readable, writable);
         }
-        self.dispatch();
-        self.reactor.fire_timers(now);
-        self.dispatch();
-        Ok(())
+        n >= self.events.capacity()
     }
 
     /// Delivers queued events to the handler (which may queue more).
@@ -181,3 +224,6 @@ impl<H: Handler> Driver<H> {
 const LISTENER_BASE: usize = usize::MAX / 2;
 /// The stop waker's token.
 const WAKER: Token = Token(usize::MAX);
+/// Waking this much later than asked means the loop was stopped or starved
+/// (epoll's own rounding and slack stay well under it).
+const LATE_WAKE: Duration = Duration::from_millis(2);

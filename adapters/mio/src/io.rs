@@ -3,7 +3,7 @@
 
 use std::io::ErrorKind;
 
-use heartbeat_core::{Instant, PongOutcome, State};
+use heartbeat_core::{Instant, PingOutcome, PongOutcome, State};
 use heartbeat_transport::tungstenite::{incoming, incoming_from_error};
 use heartbeat_transport::{feed, Fed, Incoming};
 use tungstenite::{Error as WsError, Message};
@@ -17,7 +17,13 @@ use crate::slab::ConnId;
 impl Reactor {
     /// Reads until `WouldBlock`, feeding each frame to the machine and executing its
     /// actions at once (so its pong replaces tungstenite's queued one before any
-    /// flush). Stops when the machine lets go of the socket.
+    /// flush, and a ping pulled forward leaves with it). Stops when the machine
+    /// lets go of the socket.
+    ///
+    /// `WouldBlock` usually comes without a system call: after a short read the
+    /// socket is known to be drained until its next readable event (`sock.rs`), so
+    /// a readiness event costs one `recvfrom`, and a deadline with no readiness
+    /// since the last one costs none.
     pub(crate) fn read_input(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
         loop {
             let Io::Open(ws) = &mut conn.io else { return };
@@ -31,11 +37,19 @@ impl Reactor {
                     return;
                 }
             };
-            if let Fed::Pong(PongOutcome::Matched { rtt: Some(rtt), .. }) =
-                feed(&mut conn.hb, now, incoming(&msg))
-            {
-                // Every connection's round trips feed the loop's systemic delay.
-                self.lag.record_rtt(self.clock.to_std(now), rtt);
+            match feed(&mut conn.hb, now, incoming(&msg)) {
+                Fed::Pong(PongOutcome::Matched { rtt: Some(rtt), .. }) => {
+                    // Every connection's round trips feed the loop's systemic delay.
+                    self.lag.record_rtt(self.clock.to_std(now), rtt);
+                }
+                Fed::Ping(PingOutcome::Answered) => {
+                    // Our own ping, if due soon, goes out with the pong.
+                    if let Some(n) = self.ping_with_pong {
+                        let within = conn.hb.ping_interval() / n;
+                        let _ = conn.hb.ping_early(now, within);
+                    }
+                }
+                _ => {}
             }
             // Data after the verdict (while closing or draining) is not the
             // application's.

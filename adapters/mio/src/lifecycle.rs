@@ -4,6 +4,7 @@
 //! (`connect_timeout`) and the close (`close_timeout`).
 
 use std::io::{self, ErrorKind};
+use std::sync::Arc;
 use std::time::Duration;
 
 use heartbeat_core::{HeartbeatMachine, Instant};
@@ -11,12 +12,13 @@ use heartbeat_transport::seed;
 use heartbeat_transport::tungstenite::{retry_after, Target, UrlError};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use tungstenite::handshake::HandshakeError;
 use tungstenite::WebSocket;
 
 use crate::conn::{Conn, Io, Remote, Side};
 use crate::reactor::Reactor;
 use crate::slab::ConnId;
+use crate::sock::Sock;
+use crate::upgrade::{Step, Upgrade};
 
 impl Reactor {
     /// Accepts every pending connection of listener `index`. Each gets a server
@@ -42,7 +44,7 @@ impl Reactor {
                 // Unregistered, the socket is never handed to the attempt, which then
                 // fails at once.
                 if reactor.register(&mut stream, id).is_ok() {
-                    conn.io = Io::Accepted(stream);
+                    conn.io = Io::Accepted(Sock::new(stream));
                 }
                 conn.hb.connect(now);
                 reactor.drive_actions(conn, id, now);
@@ -55,6 +57,10 @@ impl Reactor {
     pub(crate) fn add_client(&mut self, url: &str) -> io::Result<ConnId> {
         // The error carries the `UrlError` itself (reachable with `get_ref`).
         let invalid = |e: UrlError| io::Error::new(ErrorKind::InvalidInput, e);
+        // Connections to one URL share its parsed and resolved form.
+        if let Some(remote) = self.remotes.get(url).cloned() {
+            return Ok(self.add_client_to(remote));
+        }
         let target = Target::parse(url).map_err(invalid)?;
         if target.tls {
             return Err(io::Error::new(
@@ -64,18 +70,25 @@ impl Reactor {
         }
         target.request().map_err(invalid)?;
         let addr = target.resolve()?;
+        let remote = Arc::new(Remote { target, addr });
+        self.remotes.insert(url.into(), remote.clone());
+        Ok(self.add_client_to(remote))
+    }
+
+    /// Adds a client connection to `remote` and lets its machine start.
+    fn add_client_to(&mut self, remote: Arc<Remote>) -> ConnId {
         let now = self.clock.now();
         let mut conn = Conn::new(
             Side::Client,
             HeartbeatMachine::new(self.client.clone(), seed()),
         );
-        conn.remote = Some(Box::new(Remote { target, addr }));
+        conn.remote = Some(remote);
         let id = self.conns.insert(conn);
         self.with_conn(id, now, |reactor, conn| {
             conn.hb.connect(now);
             reactor.drive_actions(conn, id, now);
         });
-        Ok(id)
+        id
     }
 
     /// The machine's `Connect`: a client connects over TCP (the handshake follows
@@ -85,16 +98,7 @@ impl Reactor {
         conn.attempting = true;
         match conn.side {
             Side::Server => match std::mem::replace(&mut conn.io, Io::None) {
-                Io::Accepted(stream) => {
-                    let handshake = tungstenite::accept_with_config(stream, Some(self.websocket));
-                    match handshake {
-                        Ok(ws) => self.opened(conn, id, ws, now),
-                        Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ServerHandshake(mid),
-                        Err(HandshakeError::Failure(e)) => {
-                            self.attempt_failed(conn, id, now, retry_after(&e))
-                        }
-                    }
-                }
+                Io::Accepted(sock) => self.upgrade(conn, id, Upgrade::server(sock), now),
                 other => {
                     conn.io = other;
                     self.attempt_failed(conn, id, now, None);
@@ -112,7 +116,7 @@ impl Reactor {
                 let _ = stream.set_nodelay(true);
                 let registered = self.register(&mut stream, id);
                 // Kept even if unregistered: the machine's Disconnect lets go of it.
-                conn.io = Io::Connecting(stream);
+                conn.io = Io::Connecting(Sock::new(stream));
                 if registered.is_err() {
                     self.attempt_failed(conn, id, now, None);
                 }
@@ -131,21 +135,8 @@ impl Reactor {
         writable: bool,
     ) {
         match std::mem::replace(&mut conn.io, Io::None) {
-            Io::Connecting(stream) => self.connecting(conn, id, stream, now),
-            Io::ServerHandshake(mid) => match mid.handshake() {
-                Ok(ws) => self.opened(conn, id, ws, now),
-                Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ServerHandshake(mid),
-                Err(HandshakeError::Failure(e)) => {
-                    self.attempt_failed(conn, id, now, retry_after(&e))
-                }
-            },
-            Io::ClientHandshake(mid) => match mid.handshake() {
-                Ok((ws, _)) => self.opened(conn, id, ws, now),
-                Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ClientHandshake(mid),
-                Err(HandshakeError::Failure(e)) => {
-                    self.attempt_failed(conn, id, now, retry_after(&e))
-                }
-            },
+            Io::Connecting(sock) => self.connecting(conn, id, sock, now),
+            Io::Upgrading(upgrade) => self.upgrade(conn, id, upgrade, now),
             Io::Open(ws) => {
                 conn.io = Io::Open(ws);
                 if writable && conn.blocked {
@@ -160,33 +151,42 @@ impl Reactor {
     }
 
     /// A TCP connect in progress became ready: check it, start the handshake.
-    fn connecting(&mut self, conn: &mut Conn, id: ConnId, stream: TcpStream, now: Instant) {
+    fn connecting(&mut self, conn: &mut Conn, id: ConnId, mut sock: Sock, now: Instant) {
+        let stream = sock.tcp();
         if !matches!(stream.take_error(), Ok(None)) {
-            conn.io = Io::Connecting(stream);
+            conn.io = Io::Connecting(sock);
             return self.attempt_failed(conn, id, now, None);
         }
         match stream.peer_addr() {
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::NotConnected | ErrorKind::WouldBlock) => {
-                conn.io = Io::Connecting(stream);
+                conn.io = Io::Connecting(sock);
                 return;
             }
             Err(_) => {
-                conn.io = Io::Connecting(stream);
+                conn.io = Io::Connecting(sock);
                 return self.attempt_failed(conn, id, now, None);
             }
         }
         let request = match conn.remote.as_ref().map(|r| r.target.request()) {
             Some(Ok(request)) => request,
             _ => {
-                conn.io = Io::Connecting(stream);
+                conn.io = Io::Connecting(sock);
                 return self.attempt_failed(conn, id, now, None);
             }
         };
-        match tungstenite::client::client_with_config(request, stream, Some(self.websocket)) {
-            Ok((ws, _)) => self.opened(conn, id, ws, now),
-            Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ClientHandshake(mid),
-            Err(HandshakeError::Failure(e)) => self.attempt_failed(conn, id, now, retry_after(&e)),
+        match Upgrade::client(sock, request) {
+            Ok(upgrade) => self.upgrade(conn, id, upgrade, now),
+            Err(e) => self.attempt_failed(conn, id, now, retry_after(&e)),
+        }
+    }
+
+    /// Moves a WebSocket handshake on as far as the socket allows.
+    fn upgrade(&mut self, conn: &mut Conn, id: ConnId, upgrade: Box<Upgrade>, now: Instant) {
+        match upgrade.advance(&mut self.scratch, self.websocket) {
+            Step::Open(ws) => self.opened(conn, id, ws, now),
+            Step::Pending(upgrade) => conn.io = Io::Upgrading(upgrade),
+            Step::Failed(e) => self.attempt_failed(conn, id, now, retry_after(&e)),
         }
     }
 
@@ -211,7 +211,7 @@ impl Reactor {
     }
 
     /// The handshake completed: the machine starts its heartbeat.
-    fn opened(&mut self, conn: &mut Conn, id: ConnId, ws: WebSocket<TcpStream>, now: Instant) {
+    fn opened(&mut self, conn: &mut Conn, id: ConnId, ws: WebSocket<Sock>, now: Instant) {
         conn.io = Io::Open(ws);
         conn.attempting = false;
         conn.blocked = false;

@@ -1,7 +1,7 @@
 //! [`Reactor`]: the driver minus the application's handler. One `mio::Poll`, one
 //! slab of connections, one timer heap holding only the machines' deadlines.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use heartbeat_core::{Config, Instant, Role, State};
@@ -10,7 +10,7 @@ use mio::net::TcpListener;
 use mio::Poll;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::conn::{Conn, Io};
+use crate::conn::{Conn, Io, Remote};
 use crate::handler::Event;
 use crate::options::Options;
 use crate::slab::{ConnId, Slab};
@@ -36,6 +36,14 @@ pub(crate) struct Reactor {
     pub(crate) stop: Option<StopHandle>,
     /// How late this loop's timers run: every machine's pong verdict allows for it.
     pub(crate) lag: LagMeter,
+    /// One read buffer for every WebSocket handshake of this driver (an HTTP head
+    /// is a few hundred bytes; see `upgrade.rs`).
+    pub(crate) scratch: Box<[u8]>,
+    /// [`Options::ping_with_pong`].
+    pub(crate) ping_with_pong: Option<u32>,
+    /// Where clients connect, by URL: parsed and resolved once, shared by every
+    /// connection to it (about 150 bytes each otherwise); dropped with the last.
+    pub(crate) remotes: HashMap<Box<str>, Arc<Remote>>,
 }
 
 impl Reactor {
@@ -53,6 +61,9 @@ impl Reactor {
             stats: DriverStats::default(),
             stop: None,
             lag: LagMeter::new(LAG_WINDOW),
+            scratch: vec![0; SCRATCH].into_boxed_slice(),
+            ping_with_pong: options.ping_with_pong.filter(|&n| n > 0),
+            remotes: HashMap::new(),
         })
     }
 
@@ -94,6 +105,12 @@ impl Reactor {
     /// go of its socket, else re-filed in the timer heap at its machine's deadline.
     fn settle(&mut self, id: ConnId, mut conn: Box<Conn>, now: Instant) {
         if let (Io::None, State::Finished { reason }) = (&conn.io, conn.hb.state()) {
+            if let Some(remote) = conn.remote.take() {
+                // The table's and this one: the last connection to that URL.
+                if Arc::strong_count(&remote) == 2 {
+                    self.remotes.remove(&remote.target.url);
+                }
+            }
             self.stats.removed += 1;
             self.pending.push_back(Event::Closed(id, reason));
             self.conns.release(id);
@@ -172,10 +189,19 @@ impl Reactor {
             return;
         };
         self.with_conn(id, now, |reactor, conn| {
+            if readable {
+                if let Some(sock) = conn.sock_mut() {
+                    sock.readable();
+                }
+            }
             reactor.advance(conn, id, now, readable, writable)
         });
     }
 }
+
+/// The size of the handshake scratch buffer: any HTTP head a WebSocket peer sends
+/// fits in one read (a larger one is collected over several).
+const SCRATCH: usize = 4096;
 
 /// How long a measured lateness is remembered (one to two windows).
 const LAG_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);

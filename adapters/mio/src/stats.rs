@@ -27,6 +27,9 @@ pub struct DriverStats {
     pub removed: u64,
     /// `poll` calls.
     pub polls: u64,
+    /// `poll` calls with a zero timeout, made before judging due deadlines because
+    /// the previous one returned a full batch of events or the loop woke late.
+    pub evidence_polls: u64,
     /// Due timers handled.
     pub timer_wakeups: u64,
     /// Stale timer entries discarded (a deadline that moved before it was due).

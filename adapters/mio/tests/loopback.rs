@@ -48,9 +48,15 @@ fn config() -> Config {
         .pong_timeout(Duration::from_millis(300))
         .close_timeout(Duration::from_millis(300))
         .connect_timeout(Duration::from_secs(5))
+        .max_local_lag(MAX_LAG)
         .build()
         .unwrap()
 }
+
+/// The most a verdict is put off for this process's own lag (timer lateness, or
+/// the round trip nearly every connection sees at once: on a busy 2-core machine
+/// 1,000 connections opened together see 16–65 ms).
+const MAX_LAG: Duration = Duration::from_millis(150);
 
 #[test]
 fn a_thousand_connections_hold_without_false_deaths_and_a_silent_one_is_detected() {
@@ -153,8 +159,9 @@ fn a_thousand_connections_hold_without_false_deaths_and_a_silent_one_is_detected
     println!(
         "silent connection detected after {client_detect:?} (client), {server_detect:?} (server); bound {bound:?}"
     );
-    // The last proof of life came at most at the silencing; allow loop slack.
-    let slack = Duration::from_millis(100);
+    // The last proof of life came at most at the silencing; the bound grows by
+    // the local lag in force (capped); allow loop slack.
+    let slack = MAX_LAG + Duration::from_millis(100);
     assert!(client_detect <= bound + slack, "{client_detect:?}");
     assert!(server_detect <= bound + slack, "{server_detect:?}");
     assert_eq!(sstats.live, N - 1);

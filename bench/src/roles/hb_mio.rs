@@ -23,9 +23,19 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let counters = Arc::new(Counters::new());
     let server = args.which == Which::Server;
     let role = if server { Role::Server } else { Role::Client };
+    // `--idle-only`: the server pings only a connection silent for twice the
+    // client's interval, so a client pinging on time (or a little late) always
+    // comes first and the server sends no pings at all.
+    let idle_only = server && args.idle_only;
+    let interval = if idle_only {
+        args.interval * 2
+    } else {
+        args.interval
+    };
     let config = Config::builder()
-        .ping_interval(args.interval)
+        .ping_interval(interval)
         .pong_timeout(args.timeout)
+        .idle_only(idle_only)
         .build()?
         .with_role(role);
     let handler = Bench {

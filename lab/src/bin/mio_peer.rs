@@ -1,7 +1,8 @@
 //! `mio_peer`: heartbeat-mio as a lab process. `mio_peer ping URL` runs one client
 //! connection (exit 1 at its death, as `heartbeat ping` without `--reconnect`);
 //! `mio_peer serve --bind ADDR` accepts and pings every client and echoes their
-//! messages. Both take `--interval` and `--timeout` and print JSON lines
+//! messages. Both take `--interval` and `--timeout` (and `--events N`, the
+//! readiness events one poll returns at most) and print JSON lines
 //! (`listening`, `connected`, `ping`, `pong`, `dead`); see `heartbeat_lab::peer`.
 //!
 //! The loop is the application's: `Driver::turn(None)` until the process is killed.
@@ -54,14 +55,31 @@ impl Handler for Lab {
 }
 
 fn main() -> ExitCode {
-    let args = match PeerArgs::parse(std::env::args().skip(1)) {
+    // `--events N`: readiness events per poll (the driver's `events_capacity`).
+    let mut events = None;
+    let mut rest = Vec::new();
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
+        if arg == "--events" {
+            match argv.next().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => events = Some(n),
+                None => {
+                    eprintln!("--events needs a number");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            rest.push(arg);
+        }
+    }
+    let args = match PeerArgs::parse(rest.into_iter()) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    match run(&args, events) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mio_peer: {e}");
@@ -70,7 +88,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &PeerArgs) -> Result<(), String> {
+fn run(args: &PeerArgs, events: Option<usize>) -> Result<(), String> {
     let out = Out::new();
     let client = matches!(args.mode, Mode::Ping { .. });
     let role = if client { Role::Client } else { Role::Server };
@@ -80,8 +98,11 @@ fn run(args: &PeerArgs) -> Result<(), String> {
         accepted: 0,
         conns: BTreeMap::new(),
     };
-    let mut driver =
-        Driver::new(Options::new(args.config(role)?), lab).map_err(|e| e.to_string())?;
+    let mut options = Options::new(args.config(role)?);
+    if let Some(n) = events {
+        options.events_capacity = n;
+    }
+    let mut driver = Driver::new(options, lab).map_err(|e| e.to_string())?;
     match &args.mode {
         Mode::Ping { url } => {
             driver

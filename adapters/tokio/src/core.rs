@@ -339,7 +339,10 @@ where
             Some(Ok(msg)) => return self.on_message(now, msg),
             Some(Err(e)) => {
                 self.read_done = true;
-                let malformed = incoming_from_error(&e) == Incoming::Malformed;
+                let violation = match incoming_from_error(&e) {
+                    Incoming::Violation(v) => Some(v),
+                    _ => None,
+                };
                 debug!(error = %e, "read ended");
                 if !matches!(
                     e,
@@ -347,8 +350,9 @@ where
                 ) {
                     self.transport_error.get_or_insert_with(|| Arc::new(e));
                 }
-                if malformed {
-                    self.hb.borrow_mut().handle_protocol_error(now);
+                if let Some(v) = violation {
+                    // 1007, 1009 or 1002, as RFC 6455 names the violation.
+                    self.hb.borrow_mut().handle_violation(now, v);
                 }
                 // Either way nothing more can be read from this transport.
                 self.hb.borrow_mut().handle_transport_closed(now);

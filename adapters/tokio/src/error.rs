@@ -47,7 +47,8 @@ pub enum Error {
     /// The peer pinged faster than the configured budget; closed with 1008.
     #[error("peer exceeded the ping budget; closed with 1008")]
     PingFlood,
-    /// The peer broke the WebSocket protocol; closed with 1002.
+    /// The peer broke the WebSocket protocol; closed with the code RFC 6455 gives
+    /// `kind` (1007 invalid UTF-8, 1009 too big, 1002 the rest).
     #[error("protocol error: {kind}{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Protocol {
         /// The machine's classification.

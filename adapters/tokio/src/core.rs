@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::codec::{Heartbeat, HeartbeatCodec};
 use crate::error::Error;
 use crate::event::{emit, Event, Observer};
-use crate::writer::{Flushed, Outbound, Writer};
+use crate::writer::{Budget, Flushed, Outbound, Writer};
 
 /// How long a measured lag is remembered (one to two windows).
 pub(crate) const LAG_WINDOW: Duration = Duration::from_millis(500);
@@ -138,9 +138,15 @@ where
         self.writer.len()
     }
 
-    /// Queues an application message (control frames jump ahead of it).
-    pub(crate) fn send(&mut self, msg: Message) {
-        self.writer.push_data(msg);
+    /// Queues an application message (control frames jump ahead of it), with the
+    /// byte budget it holds until it is handed to the WebSocket layer.
+    pub(crate) fn send(&mut self, msg: Message, budget: Budget) {
+        self.writer.push_data(msg, budget);
+    }
+
+    /// Bytes of application messages the writer holds.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.writer.bytes()
     }
 
     /// The application closes with `code`; the turns that follow run the handshake.

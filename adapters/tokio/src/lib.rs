@@ -94,7 +94,7 @@ pub use codec::{Heartbeat, HeartbeatCodec, JsonCodec};
 pub use error::{Error, Initiator};
 pub use event::{Event, Observer};
 pub use handle::{KeepAlive, Receiver, Sender};
-pub use heartbeat_transport::tungstenite::small_buffers;
+pub use heartbeat_transport::tungstenite::{small_buffers, Limits, LimitsError, Refused};
 pub use net::set_nodelay;
 pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};

@@ -44,6 +44,12 @@ pub struct KeepAliveStream<S> {
     inbox: VecDeque<Message>,
     pending_verdict: Option<Error>,
     ended: bool,
+    /// The largest message [`start_send`](Sink::start_send) takes
+    /// (`Limits::max_send`); larger ones fail with [`Error::TooLarge`].
+    max_send: usize,
+    /// Bytes of queued messages past which [`poll_ready`](Sink::poll_ready) waits
+    /// (`Limits::max_outbound`).
+    max_outbound: usize,
 }
 
 impl<S> KeepAliveStream<S>
@@ -78,6 +84,8 @@ where
             inbox: VecDeque::new(),
             pending_verdict: None,
             ended: false,
+            max_send: heartbeat_transport::tungstenite::Limits::max_send_of(&options.websocket),
+            max_outbound: options.websocket.max_write_buffer_size,
         }
     }
 
@@ -153,7 +161,7 @@ where
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             self.check_open()?;
-            if self.core.queued() < WRITE_QUEUE {
+            if self.core.queued() < WRITE_QUEUE && self.core.queued_bytes() < self.max_outbound {
                 return Poll::Ready(Ok(()));
             }
             if self.core.poll_write(cx).is_ready() {
@@ -170,8 +178,14 @@ where
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
         match msg {
             Message::Text(_) | Message::Binary(_) => {
+                if msg.len() > self.max_send {
+                    return Err(Error::TooLarge {
+                        len: msg.len(),
+                        max: self.max_send,
+                    });
+                }
                 self.check_open()?;
-                self.core.send(msg);
+                self.core.send(msg, None);
                 Ok(())
             }
             _ => Err(Error::NotData),

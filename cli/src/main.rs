@@ -3,6 +3,7 @@
 
 mod args;
 mod demo;
+mod limits;
 mod output;
 mod ping;
 mod report;
@@ -52,6 +53,13 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(&e),
     };
+    let limits = match cli.limits.limits() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("heartbeat: invalid limits: {e}");
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,9 +73,9 @@ fn main() -> ExitCode {
     let exit = runtime.block_on(async move {
         match cli.command {
             None | Some(Command::Demo) => demo::run(cli.common.clone(), config, out).await,
-            Some(Command::Ping(args)) => ping::run(args, config, out).await,
+            Some(Command::Ping(args)) => ping::run(args, config, limits, out).await,
             Some(Command::Serve(args)) => {
-                match serve::run(args.bind, args.app_json, config, out).await {
+                match serve::run(args.bind, args.app_json, config, limits, out).await {
                     Ok(()) => Exit::Ok,
                     Err(e) => {
                         eprintln!("heartbeat: cannot listen on {}: {e}", args.bind);
@@ -77,7 +85,8 @@ fn main() -> ExitCode {
             }
         }
     });
-    // Connections may still be closing in the background; do not wait for them.
+    // `ping` and `serve` have finished their close handshakes (or given up after
+    // close_timeout) before returning; anything left is not worth waiting for.
     runtime.shutdown_background();
     ExitCode::from(exit as u8)
 }

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use heartbeat_core::{Config, DeathReason};
-use heartbeat_tokio::{connect, Event, JsonCodec, Options};
+use std::sync::{Arc, Mutex};
+
+use heartbeat_core::{CloseCode, Config, DeathReason};
+use heartbeat_tokio::{connect, Event, JsonCodec, Limits, Options, Sender};
 use serde_json::json;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::args::PingArgs;
@@ -13,81 +16,182 @@ use crate::Exit;
 
 /// Pings `args.url` until `--count` pongs, Ctrl-C, or (without `--reconnect`) the end
 /// of the connection. Returns the documented exit code.
-pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
+///
+/// It finishes what it started: on Ctrl-C or `--count` it closes with 1000, on a
+/// verdict the machine closes (1011 for an unresponsive peer); either way it waits
+/// until the connection's driver has let go of the socket (the peer's reply, or
+/// close_timeout) before it returns, and prints every event the connection emitted
+/// before that.
+pub async fn run(args: PingArgs, config: Config, limits: Limits, out: Out) -> Exit {
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut options = Options::new(config).observe(move |e: &Event| {
-        let _ = events_tx.send(e.clone());
-    });
+    let mut options = Options::new(config)
+        .limits(limits)
+        .observe(move |e: &Event| {
+            let _ = events_tx.send(e.clone());
+        });
     if args.app_json {
         options = options.codec(JsonCodec);
     }
     let mut connections = connect(args.url.clone(), options);
     let (finished_tx, mut finished) = mpsc::channel::<()>(1);
+    // The live connection's sender, to close it on Ctrl-C or --count.
+    let current: Arc<Mutex<Option<Sender>>> = Arc::default();
+    // One message per connection whose driver let go of its socket.
+    let (released_tx, mut released) = mpsc::unbounded_channel::<()>();
+    let holder = current.clone();
     // Hold each live connection and drain its application messages.
-    tokio::spawn(async move {
+    let supervisor = tokio::spawn(async move {
         while let Some(conn) = connections.next().await {
-            let (_tx, mut rx) = conn.split();
+            let mut status = conn.watch_status();
+            let (tx, mut rx) = conn.split();
+            *lock(&holder) = Some(tx);
             while rx.recv().await.is_ok() {}
+            // The watch ends when the driver is gone: the close handshake is over.
+            while status.changed().await.is_ok() {}
+            lock(&holder).take();
+            let _ = released_tx.send(());
         }
         let _ = finished_tx.send(()).await;
     });
 
     let mut summary = Summary::default();
     let who = "ping";
-    let exit = loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Exit::Ok,
-            _ = finished.recv() => break Exit::ConnectionEnded,
-            event = events.recv() => {
-                let Some(event) = event else { break Exit::ConnectionEnded };
-                match event {
-                    Event::Connected { attempt } => out.event("connected", who,
-                        json!({ "url": args.url, "attempt": attempt }), Tone::Good,
-                        &format!("connected to {} (heartbeat {}{:?}, timeout {:?})", args.url,
-                            if args.app_json { "JSON every " } else { "every " },
-                            config.ping_interval(), config.pong_timeout())),
-                    Event::PingSent { seq } => {
-                        summary.sent += 1;
-                        out.event("ping", who, json!({ "seq": seq }), Tone::Plain, "");
-                    }
-                    Event::Pong { seq, rtt } => {
-                        summary.pong(rtt);
-                        out.event("pong", who, json!({ "seq": seq, "rtt_ms": ms(rtt) }), Tone::Plain,
-                            &format!("pong seq={seq} rtt={:.3} ms", ms(rtt)));
-                        if args.count.is_some_and(|n| summary.received >= n) {
-                            break Exit::Ok;
-                        }
-                    }
-                    Event::Dead { reason, .. } => {
-                        let fault = reason.is_fault();
-                        out.event("dead", who, dead_fields(&reason), if fault { Tone::Bad } else { Tone::Plain },
-                            &format!("{reason}"));
-                        if !args.reconnect {
-                            break match reason {
-                                DeathReason::PongTimeout { .. } => Exit::Unresponsive,
-                                _ => Exit::ConnectionEnded,
-                            };
-                        }
-                    }
-                    Event::Closed { code } => out.event("closed", who, json!({ "code": code }), Tone::Plain,
-                        &format!("closed with {code}")),
-                    Event::Reconnecting { after, attempt } => out.event("reconnecting", who,
-                        json!({ "delay_ms": ms(after), "attempt": attempt }), Tone::Plain,
-                        &format!("reconnecting in {:.0} ms (attempt {attempt})", ms(after))),
-                    Event::ConnectFailed { error } => {
-                        out.event("connect_failed", who, json!({ "error": error.to_string() }), Tone::Bad,
-                            &format!("connect failed: {error}"));
-                        if !args.reconnect {
-                            break Exit::ConnectionEnded;
-                        }
-                    }
-                    _ => {}
+    let mut verdict = false;
+    let handle = |event: Event, summary: &mut Summary, verdict: &mut bool| -> Option<Exit> {
+        match event {
+            Event::Connected { attempt } => out.event(
+                "connected",
+                who,
+                json!({ "url": args.url, "attempt": attempt }),
+                Tone::Good,
+                &format!(
+                    "connected to {} (heartbeat {}{:?}, timeout {:?})",
+                    args.url,
+                    if args.app_json {
+                        "JSON every "
+                    } else {
+                        "every "
+                    },
+                    config.ping_interval(),
+                    config.pong_timeout()
+                ),
+            ),
+            Event::PingSent { seq } => {
+                summary.sent += 1;
+                out.event("ping", who, json!({ "seq": seq }), Tone::Plain, "");
+            }
+            Event::Pong { seq, rtt } => {
+                summary.pong(rtt);
+                out.event(
+                    "pong",
+                    who,
+                    json!({ "seq": seq, "rtt_ms": ms(rtt) }),
+                    Tone::Plain,
+                    &format!("pong seq={seq} rtt={:.3} ms", ms(rtt)),
+                );
+                if args.count.is_some_and(|n| summary.received >= n) {
+                    return Some(Exit::Ok);
                 }
             }
+            Event::Dead { reason, .. } => {
+                let fault = reason.is_fault();
+                out.event(
+                    "dead",
+                    who,
+                    dead_fields(&reason),
+                    if fault { Tone::Bad } else { Tone::Plain },
+                    &format!("{reason}"),
+                );
+                if !args.reconnect {
+                    *verdict = true;
+                    return Some(match reason {
+                        DeathReason::PongTimeout { .. } => Exit::Unresponsive,
+                        _ => Exit::ConnectionEnded,
+                    });
+                }
+            }
+            Event::Closed { code } => out.event(
+                "closed",
+                who,
+                json!({ "code": code }),
+                Tone::Plain,
+                &format!("closed with {code}"),
+            ),
+            Event::Reconnecting { after, attempt } => out.event(
+                "reconnecting",
+                who,
+                json!({ "delay_ms": ms(after), "attempt": attempt }),
+                Tone::Plain,
+                &format!("reconnecting in {:.0} ms (attempt {attempt})", ms(after)),
+            ),
+            Event::ConnectFailed { error } => {
+                out.event(
+                    "connect_failed",
+                    who,
+                    json!({ "error": error.to_string() }),
+                    Tone::Bad,
+                    &format!("connect failed: {error}"),
+                );
+                if !args.reconnect {
+                    return Some(Exit::ConnectionEnded);
+                }
+            }
+            _ => {}
+        }
+        None
+    };
+    // Registered once, before the loop: a Ctrl-C between two turns is not lost.
+    let mut interrupt = match signal(SignalKind::interrupt()) {
+        Ok(s) => Some(s),
+        Err(_) => None,
+    };
+    let exit = loop {
+        // Biased: every event already emitted is printed before an end is taken.
+        tokio::select! {
+            biased;
+            event = events.recv() => {
+                let Some(event) = event else { break Exit::ConnectionEnded };
+                if let Some(exit) = handle(event, &mut summary, &mut verdict) {
+                    break exit;
+                }
+            }
+            _ = finished.recv() => break Exit::ConnectionEnded,
+            _ = recv_signal(&mut interrupt) => break Exit::Ok,
         }
     };
+    // Finish what was started: close a connection still open (Ctrl-C, --count),
+    // then wait for its driver to let go of the socket: the peer's reply to our
+    // close, or close_timeout. After a verdict the machine's own close runs.
+    let open = lock(&current).clone();
+    if let Some(tx) = open.filter(|_| !verdict) {
+        let _ = tx.close(CloseCode::NORMAL).await;
+    }
+    let bound = config.close_timeout() + Duration::from_millis(500);
+    if lock(&current).is_some() || verdict {
+        let _ = tokio::time::timeout(bound, released.recv()).await;
+    }
+    supervisor.abort();
+    // Events the connection emitted while it closed (its close, say) are printed too.
+    while let Ok(event) = events.try_recv() {
+        let _ = handle(event, &mut summary, &mut verdict);
+    }
     summary.print(&out, &args.url);
     exit
+}
+
+/// The next delivery of `signal`; never, if it could not be registered.
+async fn recv_signal(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Only an Option is stored; a panic elsewhere cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// JSON fields for a death: the reason as a word, plus what it carries.

@@ -16,6 +16,8 @@
 //! - [`process`]: a child printing JSON lines, read as it runs with a timestamp per
 //!   line, stoppable the instant it prints a chosen event; [`signal`]: `SIGSTOP`,
 //!   `SIGCONT` and `SIGKILL` by pid.
+//! - [`raw`]: a WebSocket peer that speaks raw frames (any shape, lying headers,
+//!   invalid UTF-8), for hostile-peer tests that assert the exact close code.
 //! - [`skip`]: whether the lab can run here (root, `ip`, `nft`), with a printed
 //!   reason when it cannot; [`binaries`]: the `heartbeat` CLI built from this
 //!   workspace; [`rng`]: a seeded random source for fault schedules.
@@ -32,6 +34,7 @@ pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod python;
+pub mod raw;
 pub mod rng;
 pub mod signal;
 pub mod skip;

@@ -16,6 +16,7 @@
 //! - [`process`]: a child printing JSON lines, read as it runs with a timestamp per
 //!   line, stoppable the instant it prints a chosen event; [`signal`]: `SIGSTOP`,
 //!   `SIGCONT` and `SIGKILL` by pid.
+//! - [`fds`]: open descriptors, a lower `RLIMIT_NOFILE`, CPU time used.
 //! - [`raw`]: a WebSocket peer that speaks raw frames (any shape, lying headers,
 //!   invalid UTF-8), for hostile-peer tests that assert the exact close code.
 //! - [`skip`]: whether the lab can run here (root, `ip`, `nft`), with a printed
@@ -30,6 +31,7 @@
 
 pub mod binaries;
 pub mod delay;
+pub mod fds;
 pub mod netns;
 pub mod process;
 pub mod proxy;

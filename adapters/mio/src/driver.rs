@@ -157,6 +157,7 @@ impl<H: Handler> Driver<H> {
         }
         self.dispatch();
         self.reactor.fire_timers(now);
+        self.reactor.retry_accept(now);
         self.dispatch();
         Ok(())
     }

@@ -7,8 +7,8 @@ use std::io::{self, ErrorKind};
 use std::time::Duration;
 
 use heartbeat_core::{HeartbeatMachine, Instant};
-use heartbeat_transport::seed;
 use heartbeat_transport::tungstenite::{retry_after, Target, UrlError};
+use heartbeat_transport::{seed, AcceptPause};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use tungstenite::handshake::HandshakeError;
@@ -30,10 +30,39 @@ impl Reactor {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // Out of descriptors or an aborted connection: try again on the next
-                // readiness event.
-                Err(_) => return,
+                Err(e) => match self.accept_backoff.failed(&e) {
+                    // Out of descriptors: the listener stays readable-but-failing
+                    // and edge-triggered readiness will not come again for the
+                    // connections already waiting, so retry on a timer (10–100 ms)
+                    // instead of at once (a spin) or never (a stall).
+                    AcceptPause::Wait { delay, first } => {
+                        self.stats.accept_errors += 1;
+                        if first {
+                            self.stats.accept_exhaustions += 1;
+                        }
+                        self.accept_retry = Some(now + delay);
+                        return;
+                    }
+                    // An aborted connection: take the next one.
+                    AcceptPause::Retry
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        continue
+                    }
+                    // Anything else: try again on the next readiness event.
+                    AcceptPause::Retry => return,
+                },
             };
+            self.accept_backoff.accepted();
+            self.accept_retry = None;
+            if self.conns.len() >= self.max_connections {
+                // Over `Limits::max_connections`: refused, the socket dropped.
+                self.stats.accepts_refused += 1;
+                continue;
+            }
             self.stats.accepted += 1;
             let _ = stream.set_nodelay(true);
             let hb = HeartbeatMachine::new(self.server.clone(), seed());
@@ -52,6 +81,16 @@ impl Reactor {
 
     /// Adds a client connection to `url` and lets its machine start the first
     /// attempt. A bad URL is an `InvalidInput` error carrying the reason.
+    /// The accept retry after descriptor exhaustion is due: try every listener.
+    pub(crate) fn retry_accept(&mut self, now: Instant) {
+        if self.accept_retry.is_some_and(|at| at <= now) {
+            self.accept_retry = None;
+            for index in 0..self.listeners.len() {
+                self.accept(index, now);
+            }
+        }
+    }
+
     pub(crate) fn add_client(&mut self, url: &str) -> io::Result<ConnId> {
         // The error carries the `UrlError` itself (reachable with `get_ref`).
         let invalid = |e: UrlError| io::Error::new(ErrorKind::InvalidInput, e);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use heartbeat_core::{Config, Instant, Role, State};
-use heartbeat_transport::{Clock, LagMeter};
+use heartbeat_transport::{AcceptBackoff, Clock, LagMeter};
 use mio::net::TcpListener;
 use mio::Poll;
 use tungstenite::protocol::WebSocketConfig;
@@ -36,6 +36,11 @@ pub(crate) struct Reactor {
     pub(crate) stop: Option<StopHandle>,
     /// How late this loop's timers run: every machine's pong verdict allows for it.
     pub(crate) lag: LagMeter,
+    /// Descriptor exhaustion on accept: the episode, and when to retry the listeners.
+    pub(crate) accept_backoff: AcceptBackoff,
+    pub(crate) accept_retry: Option<Instant>,
+    /// `Limits::max_connections`: accepted connections past it are refused.
+    pub(crate) max_connections: usize,
 }
 
 impl Reactor {
@@ -53,6 +58,9 @@ impl Reactor {
             stats: DriverStats::default(),
             stop: None,
             lag: LagMeter::new(LAG_WINDOW),
+            accept_backoff: AcceptBackoff::new(),
+            accept_retry: None,
+            max_connections: options.limits.max_connections,
         })
     }
 
@@ -113,16 +121,18 @@ impl Reactor {
         self.conns.put(id, conn);
     }
 
-    /// The earliest current wake time; stale entries on top are discarded.
+    /// The earliest current wake time (a machine's, or the accept retry after
+    /// descriptor exhaustion); stale entries on top are discarded.
     pub(crate) fn next_wake(&mut self) -> Option<Instant> {
+        let retry = self.accept_retry;
         while let Some(e) = self.timers.peek() {
             if is_current(&self.conns, &e) {
-                return Some(e.at);
+                return Some(retry.map_or(e.at, |r| r.min(e.at)));
             }
             self.timers.pop();
             self.stats.stale_timer_pops += 1;
         }
-        None
+        retry
     }
 
     /// Wakes every connection whose filed time is due, and only those.

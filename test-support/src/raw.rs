@@ -241,3 +241,206 @@ impl RawPeer {
         }
     }
 }
+
+/// One frame of a hostile case, as the raw peer sends it.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The FIN bit.
+    pub fin: bool,
+    /// The opcode.
+    pub opcode: u8,
+    /// The payload actually sent.
+    pub payload: Vec<u8>,
+    /// The length written in the header, if it lies about the payload's.
+    pub len: Option<u64>,
+}
+
+/// What the side under test must do with a case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Close with this code.
+    Close(u16),
+    /// Answer with a pong carrying this payload, then go on (the case then sends a
+    /// close 1000, which must be answered with 1000).
+    Pong(Vec<u8>),
+    /// Take it as valid (the case then sends a close 1000, answered with 1000).
+    Valid,
+}
+
+/// An Autobahn-style case: its number and name, the frames, and the verdict due.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// Autobahn section and a name, e.g. "6.x invalid UTF-8 in a text message".
+    pub name: &'static str,
+    /// The frames the hostile peer sends.
+    pub steps: Vec<Step>,
+    /// What the side under test must do.
+    pub expect: Expect,
+}
+
+fn step(fin: bool, opcode: u8, payload: &[u8]) -> Step {
+    Step {
+        fin,
+        opcode,
+        payload: payload.to_vec(),
+        len: None,
+    }
+}
+
+/// The hostile cases every adapter must pass as server and as client, with the
+/// default limits (1 MiB messages and frames): Autobahn sections 2 (pings),
+/// 5 (fragmentation), 6 (UTF-8), 7 (close) and 9 (limits).
+pub fn cases() -> Vec<Case> {
+    let chunk = vec![b'a'; 100 << 10];
+    let mut fragments = vec![step(false, TEXT, &chunk)];
+    fragments.extend((1..20).map(|i| step(i == 19, CONTINUATION, &chunk)));
+    vec![
+        Case {
+            name: "2.1 ping without payload",
+            steps: vec![step(true, PING, b"")],
+            expect: Expect::Pong(Vec::new()),
+        },
+        Case {
+            name: "2.3 ping with 125 bytes",
+            steps: vec![step(true, PING, &[0xfe; 125])],
+            expect: Expect::Pong(vec![0xfe; 125]),
+        },
+        Case {
+            name: "2.5 ping with 126 bytes",
+            steps: vec![step(true, PING, &[0; 126])],
+            expect: Expect::Close(1002),
+        },
+        Case {
+            name: "5.1 fragmented ping",
+            steps: vec![step(false, PING, b"a"), step(true, CONTINUATION, b"b")],
+            expect: Expect::Close(1002),
+        },
+        Case {
+            name: "5.6 text in two fragments with a ping between",
+            steps: vec![
+                step(false, TEXT, b"frag"),
+                step(true, PING, b"mid"),
+                step(true, CONTINUATION, b"ment"),
+            ],
+            expect: Expect::Pong(b"mid".to_vec()),
+        },
+        Case {
+            name: "5.9 continuation with nothing to continue",
+            steps: vec![step(true, CONTINUATION, b"x")],
+            expect: Expect::Close(1002),
+        },
+        Case {
+            name: "5.18 a new message while fragments are pending",
+            steps: vec![step(false, TEXT, b"a"), step(true, TEXT, b"b")],
+            expect: Expect::Close(1002),
+        },
+        Case {
+            name: "6.2 valid multi-byte UTF-8",
+            steps: vec![step(true, TEXT, "κόσμε".as_bytes())],
+            expect: Expect::Valid,
+        },
+        Case {
+            name: "6.3 invalid UTF-8 in a text message",
+            steps: vec![step(
+                true,
+                TEXT,
+                b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited",
+            )],
+            expect: Expect::Close(1007),
+        },
+        Case {
+            name: "6.4 invalid UTF-8 split over fragments",
+            steps: vec![
+                step(false, TEXT, b"\xce"),
+                step(true, CONTINUATION, b"\x20"),
+            ],
+            expect: Expect::Close(1007),
+        },
+        Case {
+            name: "7.3 close with a one-byte payload",
+            steps: vec![step(true, CLOSE, b"\x03")],
+            expect: Expect::Close(1002),
+        },
+        Case {
+            name: "7.5 close reason with invalid UTF-8",
+            steps: vec![step(true, CLOSE, b"\x03\xe8\xce\xba\xff")],
+            expect: Expect::Close(1007),
+        },
+        Case {
+            name: "7.9 close code 1005 (never on the wire)",
+            steps: vec![step(true, CLOSE, &1005u16.to_be_bytes())],
+            expect: Expect::Close(1002),
+        },
+        Case {
+            name: "7.13 close code 3000 is echoed",
+            steps: vec![step(true, CLOSE, &3000u16.to_be_bytes())],
+            expect: Expect::Close(3000),
+        },
+        Case {
+            name: "9.1 a 2 MiB single-frame message",
+            steps: vec![step(true, BINARY, &vec![0; 2 << 20])],
+            expect: Expect::Close(1009),
+        },
+        Case {
+            name: "9.x a 2 GiB length header",
+            steps: vec![Step {
+                fin: true,
+                opcode: BINARY,
+                payload: Vec::new(),
+                len: Some(2 << 30),
+            }],
+            expect: Expect::Close(1009),
+        },
+        Case {
+            name: "9.x a 2,000 KiB message in 100 KiB fragments",
+            steps: fragments,
+            expect: Expect::Close(1009),
+        },
+    ]
+}
+
+impl RawPeer {
+    /// Plays `case` and checks the other side's answer; `Err` says what went wrong.
+    pub fn play(&mut self, case: &Case, wait: Duration) -> Result<(), String> {
+        for s in &case.steps {
+            let len = s.len.unwrap_or(s.payload.len() as u64);
+            let bytes = self.encode(s.fin, s.opcode, &s.payload, len);
+            // The other side may close (and stop reading) before all is written.
+            if self.stream.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        if let Expect::Pong(payload) = &case.expect {
+            let end = Instant::now() + wait;
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(format!("{}: no pong", case.name));
+                }
+                let _ = self.stream.set_read_timeout(Some(left));
+                match self.read_frame() {
+                    Ok(Some(f)) if f.opcode == PONG && &f.payload == payload => break,
+                    Ok(Some(f)) if f.opcode == CLOSE => {
+                        return Err(format!("{}: closed with {:?}", case.name, f.close_code()))
+                    }
+                    Ok(Some(_)) => {}
+                    other => return Err(format!("{}: {other:?} before the pong", case.name)),
+                }
+            }
+        }
+        let want = match case.expect {
+            Expect::Close(code) => code,
+            Expect::Pong(_) | Expect::Valid => {
+                let _ = self.send_close(1000, b"");
+                1000
+            }
+        };
+        match self.await_close(wait) {
+            Ending::Close(Some(code)) if code == want => Ok(()),
+            other => Err(format!(
+                "{}: expected close {want}, got {other:?}",
+                case.name
+            )),
+        }
+    }
+}

@@ -290,7 +290,11 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             }
             Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => None,
             Err(e) => {
-                let _ = feed(&mut self.hb, self.clock.now(), incoming_from_error(&e));
+                let now = self.clock.now();
+                let _ = feed(&mut self.hb, now, incoming_from_error(&e));
+                // Nothing more can be read after a read error (a violation leaves
+                // tungstenite mid-frame): our close goes out, then the socket.
+                self.hb.handle_transport_closed(now);
                 None
             }
         }

@@ -27,6 +27,10 @@ impl Reactor {
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = feed(&mut conn.hb, now, incoming_from_error(&e));
+                    // Nothing more can be read after a read error (a violation
+                    // leaves tungstenite mid-frame, and reading on would trip its
+                    // debug assertions): our close goes out, then the socket.
+                    conn.hb.handle_transport_closed(now);
                     self.drive_actions(conn, id, now);
                     return;
                 }

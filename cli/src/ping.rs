@@ -141,10 +141,7 @@ pub async fn run(args: PingArgs, config: Config, limits: Limits, out: Out) -> Ex
         None
     };
     // Registered once, before the loop: a Ctrl-C between two turns is not lost.
-    let mut interrupt = match signal(SignalKind::interrupt()) {
-        Ok(s) => Some(s),
-        Err(_) => None,
-    };
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
     let exit = loop {
         // Biased: every event already emitted is printed before an end is taken.
         tokio::select! {

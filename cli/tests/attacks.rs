@@ -88,11 +88,7 @@ fn ten_never_ending_fragmented_messages_are_closed_with_1009_and_memory_stays_bo
     // read, buffers), 30 MiB for ten. Without limits it was 60 MiB each.
     let growth = after.saturating_sub(before);
     eprintln!("RSS {} -> {} MiB", before / MIB, after / MIB);
-    assert!(
-        growth < 30 * MIB,
-        "RSS grew {} MiB",
-        growth / MIB
-    );
+    assert!(growth < 30 * MIB, "RSS grew {} MiB", growth / MIB);
 }
 
 #[test]
@@ -117,7 +113,11 @@ fn an_unread_echo_flood_is_held_by_backpressure_and_memory_stays_bounded() {
     }
     thread::sleep(Duration::from_millis(500));
     let after = serve.rss();
-    assert!(sent < 400, "backpressure never stopped the attacker ({:?})", start.elapsed());
+    assert!(
+        sent < 400,
+        "backpressure never stopped the attacker ({:?})",
+        start.elapsed()
+    );
     // Bound: 4 MiB outbound queue + 4 MiB write buffer + 4 MiB inbound queue +
     // 2 MiB being read, with allocator slack: 40 MiB. Counted in messages the
     // queues held 64 + 8 + 256 of them (over 300 MiB).

@@ -76,10 +76,7 @@ enum Step {
     /// The peer's side of the stream ends.
     Eof,
     /// A JSON heartbeat text from the peer, as a frame.
-    Json {
-        pong: bool,
-        timestamp: u64,
-    },
+    Json { pong: bool, timestamp: u64 },
 }
 
 /// A frame's header fields and payload.

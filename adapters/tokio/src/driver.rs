@@ -35,7 +35,7 @@ pub(crate) struct Driver<S, M> {
     stalled: Option<Message>,
     /// Room for the stalled message: its bytes in the inbound budget, then a slot
     /// in the application's queue (`None`: the receiver is gone).
-    room: Option<BoxFuture<Option<(mpsc::OwnedPermit<(Message, Budget)>, Budget)>>>,
+    room: Option<BoxFuture<Option<Room>>>,
     receiver_gone: Option<BoxFuture<()>>,
     senders_gone: bool,
     /// What the status watch last showed.
@@ -43,6 +43,9 @@ pub(crate) struct Driver<S, M> {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A slot in the application's queue and the stalled message's inbound bytes.
+type Room = (mpsc::OwnedPermit<(Message, Budget)>, Budget);
 
 impl<S, M> Driver<S, M>
 where

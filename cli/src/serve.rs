@@ -151,7 +151,11 @@ async fn shut_down(
     );
     for id in live {
         if let Some(sender) = registry.sender(id) {
-            let _ = sender.close(CloseCode::GOING_AWAY).await;
+            // Concurrently, and within the same bound: a client whose queue is
+            // full must not hold up the others' closes, or the exit.
+            clients.spawn(async move {
+                let _ = sender.close(CloseCode::GOING_AWAY).await;
+            });
         }
     }
     let grace = config.close_timeout() + Duration::from_millis(500);

@@ -279,8 +279,11 @@ impl Model {
                             "the verdict names the violation"
                         );
                     }
-                    // Nothing more can be read from this transport.
-                    self.hb.handle_transport_closed(self.now);
+                    // Nothing more is read; after a violation the socket is kept
+                    // for the close window, as the tokio and mio drivers do.
+                    if !matches!(mapped, Incoming::Violation(_)) {
+                        self.hb.handle_transport_closed(self.now);
+                    }
                     return;
                 }
             }

@@ -63,6 +63,9 @@ pub(crate) struct Conn {
     pub(crate) announced: bool,
     /// An attempt is in progress and not yet counted as opened or failed.
     pub(crate) attempting: bool,
+    /// A read failed (the peer broke the protocol, or the stream ended): nothing
+    /// more is read from this socket, which is kept until the machine lets go.
+    pub(crate) read_over: bool,
     /// Client only.
     pub(crate) remote: Option<Box<Remote>>,
 }
@@ -80,6 +83,7 @@ impl Conn {
             close_unflushed: false,
             announced: false,
             attempting: false,
+            read_over: false,
             remote: None,
         }
     }

@@ -253,6 +253,7 @@ impl Reactor {
     fn opened(&mut self, conn: &mut Conn, id: ConnId, ws: WebSocket<TcpStream>, now: Instant) {
         conn.io = Io::Open(ws);
         conn.attempting = false;
+        conn.read_over = false;
         conn.blocked = false;
         conn.ping_unflushed = false;
         conn.close_unflushed = false;

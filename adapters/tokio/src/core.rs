@@ -356,12 +356,14 @@ where
                 ) {
                     self.transport_error.get_or_insert_with(|| Arc::new(e));
                 }
-                if let Some(v) = violation {
-                    // 1007, 1009 or 1002, as RFC 6455 names the violation.
-                    self.hb.borrow_mut().handle_violation(now, v);
+                match violation {
+                    // 1007, 1009 or 1002, as RFC 6455 names the violation. Nothing
+                    // more is read, but the socket is kept for the close window: let
+                    // go at once, with the peer's bytes unread, and the kernel resets
+                    // the connection, dropping our close frame before it leaves.
+                    Some(v) => self.hb.borrow_mut().handle_violation(now, v),
+                    None => self.hb.borrow_mut().handle_transport_closed(now),
                 }
-                // Either way nothing more can be read from this transport.
-                self.hb.borrow_mut().handle_transport_closed(now);
             }
             None => {
                 self.read_done = true;

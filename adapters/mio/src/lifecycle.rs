@@ -58,8 +58,11 @@ impl Reactor {
             };
             self.accept_backoff.accepted();
             self.accept_retry = None;
-            if self.conns.len() >= self.max_connections {
-                // Over `Limits::max_connections`: refused, the socket dropped.
+            if self.conns.len() >= self.max_connections
+                || self.server_handshakes >= self.max_handshakes
+            {
+                // Over `Limits::max_connections` or `max_handshakes`: refused, the
+                // socket dropped, before any handshake work.
                 self.stats.accepts_refused += 1;
                 continue;
             }
@@ -121,7 +124,9 @@ impl Reactor {
     /// when the socket is writable); a server starts the upgrade of the socket it
     /// accepted.
     pub(crate) fn start_attempt(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
-        conn.attempting = true;
+        if !std::mem::replace(&mut conn.attempting, true) && conn.side == Side::Server {
+            self.server_handshakes += 1;
+        }
         match conn.side {
             Side::Server => match std::mem::replace(&mut conn.io, Io::None) {
                 Io::Accepted(stream) => {
@@ -239,7 +244,7 @@ impl Reactor {
         now: Instant,
         retry_after: Option<Duration>,
     ) {
-        if std::mem::take(&mut conn.attempting) {
+        if self.attempt_over(conn) {
             self.stats.handshakes_failed += 1;
         }
         if let Some(delay) = retry_after {
@@ -252,7 +257,7 @@ impl Reactor {
     /// The handshake completed: the machine starts its heartbeat.
     fn opened(&mut self, conn: &mut Conn, id: ConnId, ws: WebSocket<TcpStream>, now: Instant) {
         conn.io = Io::Open(ws);
-        conn.attempting = false;
+        self.attempt_over(conn);
         conn.read_over = false;
         conn.blocked = false;
         conn.ping_unflushed = false;
@@ -269,7 +274,7 @@ impl Reactor {
 
     /// The machine's `Disconnect`: drop the socket (or the attempt in progress).
     pub(crate) fn disconnect(&mut self, conn: &mut Conn) {
-        if std::mem::take(&mut conn.attempting) {
+        if self.attempt_over(conn) {
             // Abandoned by the machine at `connect_timeout`.
             self.stats.handshakes_failed += 1;
         }
@@ -281,6 +286,16 @@ impl Reactor {
         conn.blocked = false;
         conn.ping_unflushed = false;
         conn.close_unflushed = false;
+    }
+
+    /// The attempt in progress (if any) is over: returns whether there was one,
+    /// and gives back its place among the server handshakes in progress.
+    fn attempt_over(&mut self, conn: &mut Conn) -> bool {
+        let was = std::mem::take(&mut conn.attempting);
+        if was && conn.side == Side::Server {
+            self.server_handshakes -= 1;
+        }
+        was
     }
 
     /// The connection no longer counts as open.

@@ -15,7 +15,8 @@ pub struct Options {
     pub config: Config,
     /// What one peer may make this driver hold ([`Limits::default`]); set with
     /// [`limits`](Options::limits), which also sets `websocket`. Accepted
-    /// connections past `max_connections` are refused.
+    /// connections past `max_connections`, or while `max_handshakes` server
+    /// handshakes are in progress, are refused.
     pub limits: Limits,
     /// tungstenite settings for every connection; see
     /// [`small_buffers`](crate::small_buffers). Its message and frame caps close

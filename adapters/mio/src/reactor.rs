@@ -41,6 +41,11 @@ pub(crate) struct Reactor {
     pub(crate) accept_retry: Option<Instant>,
     /// `Limits::max_connections`: accepted connections past it are refused.
     pub(crate) max_connections: usize,
+    /// `Limits::max_handshakes`: accepted connections past it are refused while
+    /// that many server handshakes are in progress.
+    pub(crate) max_handshakes: usize,
+    /// Server handshakes in progress now.
+    pub(crate) server_handshakes: usize,
 }
 
 impl Reactor {
@@ -61,6 +66,8 @@ impl Reactor {
             accept_backoff: AcceptBackoff::new(),
             accept_retry: None,
             max_connections: options.limits.max_connections,
+            max_handshakes: options.limits.max_handshakes,
+            server_handshakes: 0,
         })
     }
 
@@ -69,6 +76,7 @@ impl Reactor {
         DriverStats {
             connections: self.conns.len(),
             timer_heap_len: self.timers.len(),
+            handshaking: self.server_handshakes,
             local_lag: self.lag.current(std::time::Instant::now()),
             ..self.stats
         }

@@ -12,7 +12,10 @@ pub struct DriverStats {
     pub connections: usize,
     /// TCP connections accepted.
     pub accepted: u64,
-    /// Accepted TCP connections refused at once: `Limits::max_connections` held.
+    /// Server handshakes in progress now.
+    pub handshaking: usize,
+    /// Accepted TCP connections refused at once: `Limits::max_connections` held,
+    /// or `Limits::max_handshakes` in progress.
     pub accepts_refused: u64,
     /// `accept` errors from exhausted resources (`EMFILE`, `ENFILE`, ...); each is
     /// followed by a 10–100 ms wait, never an immediate retry.

@@ -84,6 +84,36 @@ fn ping_interrupted_closes_with_1000_in_every_one_of_20_runs() {
     }
 }
 
+#[test]
+fn a_peer_closing_with_an_invalid_code_is_reported_in_json_in_every_one_of_20_runs() {
+    for run in 0..20 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = thread::spawn(move || {
+            let mut peer = RawPeer::accept(&listener).expect("upgrade");
+            peer.send_close(999, b"").unwrap();
+            peer.await_close(Duration::from_secs(5))
+        });
+        let out = heartbeat()
+            .args(["ping", &url, "--interval", "100ms", "--json"])
+            .output()
+            .expect("run ping");
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        // 999 may never be on the wire: the close is answered with 1002.
+        assert_eq!(
+            server.join().unwrap(),
+            Ending::Close(Some(1002)),
+            "run {run}"
+        );
+        assert!(has(&lines, "dead"), "run {run}: dead event lost: {lines:?}");
+        assert!(has(&lines, "summary"), "run {run}: {lines:?}");
+        assert_eq!(out.status.code(), Some(3), "run {run}");
+    }
+}
+
 /// `heartbeat serve --json` on a free port with `extra` options; returns the
 /// child, its address and its later stdout lines.
 fn serve(extra: &[&str]) -> (Child, String, mpsc::Receiver<Value>) {

@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpStream};
 use heartbeat_core::{
     CloseCode, Config, DeathReason, HeartbeatMachine, Instant, PongOutcome, State,
 };
-use heartbeat_transport::tungstenite::{incoming, incoming_from_error, WsTransport};
+use heartbeat_transport::tungstenite::{incoming, incoming_from_error, Limits, WsTransport};
 use heartbeat_transport::{drive, feed, seed, Clock, Fed, Incoming, NoTransport, Outcome};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
@@ -151,9 +151,20 @@ impl<C: Borrow<Config>> KeepAlive<C> {
 
     /// Sends an application message (blocking at most for the pong timeout; longer
     /// and it stays queued and goes out with the next read or send).
+    ///
+    /// A message larger than the connection's write buffer can ever hold
+    /// ([`Limits::max_send`](heartbeat_transport::tungstenite::Limits::max_send))
+    /// fails at once with [`Error::TooLarge`]; the connection stays usable.
     pub fn send(&mut self, msg: Message) -> Result<(), Error> {
         if let Some(reason) = self.dead {
             return Err(Error::Dead(reason));
+        }
+        let max = Limits::max_send_of(self.ws.get_config());
+        if msg.len() > max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max,
+            });
         }
         let now = self.clock.now();
         self.set_write_timeout();

@@ -287,8 +287,17 @@ async fn serve_client(
                 );
             }
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
-                if let Err(e) = tx.send(msg).await {
-                    break e;
+                match tx.send(msg).await {
+                    Ok(()) => {}
+                    // An echo over --max-outbound: refused, the connection goes on.
+                    Err(Error::TooLarge { len, max }) => out.event(
+                        "send_refused",
+                        &who,
+                        json!({ "len": len, "max": max, "conn": conn }),
+                        Tone::Bad,
+                        &format!("echo of {len} bytes refused (limit {max})"),
+                    ),
+                    Err(e) => break e,
                 }
             }
             Ok(_) => {}

@@ -129,3 +129,41 @@ fn an_unread_echo_flood_is_held_by_backpressure_and_memory_stays_bounded() {
         growth / MIB
     );
 }
+
+#[test]
+fn an_echo_over_max_outbound_is_refused_and_the_connection_goes_on() {
+    // Messages up to 64 KiB accepted, sends up to 16 KiB: a 32 KiB echo is refused.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--json"])
+        .args(["--max-message", "64KiB", "--max-outbound", "16KiB"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let serve = Serve {
+        addr: v["addr"].as_str().unwrap().parse().unwrap(),
+        child,
+    };
+    let mut peer = RawPeer::connect(serve.addr).unwrap();
+    peer.send(true, BINARY, &vec![1; 32 << 10]).unwrap();
+    peer.send(true, heartbeat_test_support::raw::TEXT, b"small")
+        .unwrap();
+    peer.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let echo = std::iter::from_fn(|| peer.read_frame().unwrap())
+        .find(|f| f.opcode != heartbeat_test_support::raw::PING)
+        .expect("a frame");
+    // The big echo was refused; the small one comes back on the same connection.
+    assert_eq!(echo.payload, b"small", "{echo:?}");
+    let refused = out
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .find(|v| v["event"] == "send_refused")
+        .expect("send_refused event");
+    assert_eq!(refused["len"], 32 << 10);
+}

@@ -34,6 +34,10 @@ pub struct KeepAlive<C: Borrow<Config> = Config> {
     dead: Option<DeathReason>,
     /// The machine let go of this connection (`Disconnect`): the socket is shut down.
     disconnected: bool,
+    /// A read failed: nothing more is read from this socket (after a violation it
+    /// is kept, unread, for the close window, so our close frame leaves before
+    /// the kernel resets a connection dropped with the peer's bytes unread).
+    read_over: bool,
     /// The attempt the machine started (`Connect`) while this connection drained.
     connect: Option<u32>,
 }
@@ -110,6 +114,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             close_unflushed: false,
             dead: None,
             disconnected: false,
+            read_over: false,
             connect: None,
         }
     }
@@ -271,7 +276,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             .flatten()
             .min();
         let wait = wake.map_or(FOREVER, |at| at - now).max(MIN_WAIT);
-        if self.disconnected {
+        if self.disconnected || self.read_over {
             // No socket to read: only time can change anything.
             std::thread::sleep(wait);
             self.expire(wake);
@@ -302,10 +307,15 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => None,
             Err(e) => {
                 let now = self.clock.now();
-                let _ = feed(&mut self.hb, now, incoming_from_error(&e));
-                // Nothing more can be read after a read error (a violation leaves
-                // tungstenite mid-frame): our close goes out, then the socket.
-                self.hb.handle_transport_closed(now);
+                let incoming = incoming_from_error(&e);
+                let _ = feed(&mut self.hb, now, incoming);
+                // Nothing more is read after a read error (a violation leaves
+                // tungstenite mid-frame). After a violation the socket is kept for
+                // the close window so our close leaves before the socket goes.
+                self.read_over = true;
+                if !matches!(incoming, Incoming::Violation(_)) {
+                    self.hb.handle_transport_closed(now);
+                }
                 None
             }
         }

@@ -23,6 +23,12 @@ if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
     fi
 fi
 
+# The EMFILE test runs `heartbeat serve` under `prlimit --nofile=64:64` (util-linux).
+if ! command -v prlimit >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing util-linux (prlimit, for the out-of-descriptors test)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
+fi
+
 # --- checks ---------------------------------------------------------------------
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -17,6 +17,9 @@ pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
     pub common: Common,
+    /// Resource limits (`--max-*`), for every command.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 /// The subcommands.

@@ -4,6 +4,7 @@
 mod args;
 mod connect;
 mod demo;
+mod limits;
 mod metrics_http;
 mod output;
 mod ping;
@@ -89,6 +90,13 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(&cli.common, &e),
     };
+    let limits = match cli.limits.limits() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("heartbeat: invalid limits: {e}");
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,11 +110,12 @@ fn main() -> ExitCode {
     let exit = runtime.block_on(async move {
         match cli.command {
             None | Some(Command::Demo) => demo::run(cli.common.clone(), config, out).await,
-            Some(Command::Ping(args)) => ping::run(args, config, out).await,
+            Some(Command::Ping(args)) => ping::run(args, config, limits, out).await,
             Some(Command::Connect(args)) => connect::run(args, config, out).await,
             Some(Command::Probe(args)) => probe::run(args, &cli.common, out).await,
             Some(Command::Serve(args)) => {
-                match serve::run(args.bind, args.app_json, args.metrics, config, out).await {
+                match serve::run(args.bind, args.app_json, args.metrics, config, limits, out).await
+                {
                     Ok(()) => Exit::Ok,
                     Err(e) => {
                         eprintln!("heartbeat: cannot listen on {}: {e}", args.bind);
@@ -116,7 +125,8 @@ fn main() -> ExitCode {
             }
         }
     });
-    // Connections may still be closing in the background; do not wait for them.
+    // `ping` and `serve` have finished their close handshakes (or given up after
+    // close_timeout) before returning; anything left is not worth waiting for.
     runtime.shutdown_background();
     ExitCode::from(exit as u8)
 }

@@ -1,10 +1,12 @@
 //! `heartbeat ping`: ping(8) for WebSocket servers.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use heartbeat_core::{Config, DeathReason};
-use heartbeat_tokio::{connect, Event, JsonCodec, Options};
+use heartbeat_core::{CloseCode, Config, DeathReason};
+use heartbeat_tokio::{connect, Event, JsonCodec, Limits, Options, Sender};
 use serde_json::json;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::args::{show, PingArgs};
@@ -12,104 +14,212 @@ use crate::output::{ms, Out, Tone};
 use crate::report::{describe_connect_error, describe_death};
 use crate::{rtt, Exit};
 
+/// How the run loop ended.
+enum End {
+    /// `--count`, `--deadline` or Ctrl-C: the exit code follows from the pongs.
+    Stopped,
+    /// The connection ended (or could not be made): this exit code.
+    Ended(Exit),
+}
+
 /// Pings `args.url` until `--count` pongs, `--deadline`, Ctrl-C, or (without
 /// `--reconnect`) the end of the connection. Returns the documented exit code.
-pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
+///
+/// It finishes what it started: when stopped it closes with 1000, on a verdict the
+/// machine closes (1011 for an unresponsive peer); either way it waits until the
+/// connection's driver has let go of the socket (the peer's reply, or
+/// close_timeout) before it returns, and prints every event the connection emitted
+/// before that.
+pub async fn run(args: PingArgs, config: Config, limits: Limits, out: Out) -> Exit {
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut options = Options::new(config).observe(move |e: &Event| {
-        let _ = events_tx.send(e.clone());
-    });
+    let mut options = Options::new(config)
+        .limits(limits)
+        .observe(move |e: &Event| {
+            let _ = events_tx.send(e.clone());
+        });
     if args.app_json {
         options = options.codec(JsonCodec);
     }
     let mut connections = connect(args.url.clone(), options);
     let (finished_tx, mut finished) = mpsc::channel::<()>(1);
+    // The live connection's sender, to close it when the run is stopped.
+    let current: Arc<Mutex<Option<Sender>>> = Arc::default();
+    // One message per connection whose driver let go of its socket.
+    let (released_tx, mut released) = mpsc::unbounded_channel::<()>();
+    let holder = current.clone();
     // Hold each live connection and drain its application messages.
-    tokio::spawn(async move {
+    let supervisor = tokio::spawn(async move {
         while let Some(conn) = connections.next().await {
-            let (_tx, mut rx) = conn.split();
+            let mut status = conn.watch_status();
+            let (tx, mut rx) = conn.split();
+            *lock(&holder) = Some(tx);
             while rx.recv().await.is_ok() {}
+            // The watch ends when the driver is gone: the close handshake is over.
+            while status.changed().await.is_ok() {}
+            lock(&holder).take();
+            let _ = released_tx.send(());
         }
         let _ = finished_tx.send(()).await;
     });
 
     let deadline = until(args.deadline);
     tokio::pin!(deadline);
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
     let mut summary = Summary::default();
     let mut connected = false;
+    let mut verdict = false;
     let who = "ping";
-    let ended = loop {
-        tokio::select! {
-            _ = &mut interrupted => break None,
-            _ = &mut deadline => break None,
-            _ = finished.recv() => break Some(Exit::ConnectionEnded),
-            event = events.recv() => {
-                let Some(event) = event else { break Some(Exit::ConnectionEnded) };
-                match event {
-                    Event::Connected { attempt } => {
-                        connected = true;
-                        out.event("connected", who,
-                            json!({ "url": args.url, "attempt": attempt }), Tone::Good,
-                            &format!("connected to {} (heartbeat {}every {}, timeout {})", args.url,
-                                if args.app_json { "JSON " } else { "" },
-                                show(config.ping_interval()), show(config.pong_timeout())));
-                    }
-                    Event::PingSent { seq } => {
-                        summary.sent += 1;
-                        out.event("ping", who, json!({ "seq": seq }), Tone::Plain, "");
-                    }
-                    Event::Pong { seq, rtt } => {
-                        summary.pong(rtt);
-                        out.event("pong", who, json!({ "seq": seq, "rtt_ms": ms(rtt) }), Tone::Plain,
-                            &format!("pong seq={seq} rtt={:.3} ms", ms(rtt)));
-                        if args.count.is_some_and(|n| summary.received >= n) {
-                            break None;
-                        }
-                    }
-                    Event::Dead { reason, .. } => {
-                        let fault = reason.is_fault();
-                        out.event("dead", who, dead_fields(&reason), if fault { Tone::Bad } else { Tone::Plain },
-                            &describe_death(&reason));
-                        if !args.reconnect {
-                            break Some(match reason {
-                                DeathReason::PongTimeout { .. } => Exit::Unresponsive,
-                                _ => Exit::ConnectionEnded,
-                            });
-                        }
-                    }
-                    Event::Closed { code } => out.event("closed", who, json!({ "code": code }), Tone::Plain,
-                        &format!("closed with {code}")),
-                    Event::Reconnecting { after, attempt } => out.event("reconnecting", who,
-                        json!({ "delay_ms": ms(after), "attempt": attempt }), Tone::Plain,
-                        &format!("reconnecting in {} (attempt {attempt})", show(after))),
-                    Event::ConnectFailed { error } => {
-                        let cause = describe_connect_error(&error);
-                        if !args.reconnect {
-                            // Fatal: the one error line, on stderr as every other.
-                            if out.is_json() {
-                                out.event("connect_failed", who, json!({ "error": cause }), Tone::Bad, "");
-                            } else {
-                                eprintln!("heartbeat: cannot connect to {}: {cause}", args.url);
-                            }
-                            break Some(Exit::ConnectionEnded);
-                        }
-                        out.event("connect_failed", who, json!({ "error": cause }), Tone::Bad,
-                            &format!("cannot connect: {cause}"));
-                    }
-                    _ => {}
+    let mut handle = |event: Event, summary: &mut Summary, verdict: &mut bool| -> Option<End> {
+        match event {
+            Event::Connected { attempt } => {
+                connected = true;
+                out.event(
+                    "connected",
+                    who,
+                    json!({ "url": args.url, "attempt": attempt }),
+                    Tone::Good,
+                    &format!(
+                        "connected to {} (heartbeat {}every {}, timeout {})",
+                        args.url,
+                        if args.app_json { "JSON " } else { "" },
+                        show(config.ping_interval()),
+                        show(config.pong_timeout())
+                    ),
+                );
+            }
+            Event::PingSent { seq } => {
+                summary.sent += 1;
+                out.event("ping", who, json!({ "seq": seq }), Tone::Plain, "");
+            }
+            Event::Pong { seq, rtt } => {
+                summary.pong(rtt);
+                out.event(
+                    "pong",
+                    who,
+                    json!({ "seq": seq, "rtt_ms": ms(rtt) }),
+                    Tone::Plain,
+                    &format!("pong seq={seq} rtt={:.3} ms", ms(rtt)),
+                );
+                if args.count.is_some_and(|n| summary.received >= n) {
+                    return Some(End::Stopped);
                 }
             }
+            Event::Dead { reason, .. } => {
+                let fault = reason.is_fault();
+                out.event(
+                    "dead",
+                    who,
+                    dead_fields(&reason),
+                    if fault { Tone::Bad } else { Tone::Plain },
+                    &describe_death(&reason),
+                );
+                if !args.reconnect {
+                    *verdict = true;
+                    return Some(End::Ended(match reason {
+                        DeathReason::PongTimeout { .. } => Exit::Unresponsive,
+                        _ => Exit::ConnectionEnded,
+                    }));
+                }
+            }
+            Event::Closed { code } => out.event(
+                "closed",
+                who,
+                json!({ "code": code }),
+                Tone::Plain,
+                &format!("closed with {code}"),
+            ),
+            Event::Reconnecting { after, attempt } => out.event(
+                "reconnecting",
+                who,
+                json!({ "delay_ms": ms(after), "attempt": attempt }),
+                Tone::Plain,
+                &format!("reconnecting in {} (attempt {attempt})", show(after)),
+            ),
+            Event::ConnectFailed { error } => {
+                let cause = describe_connect_error(&error);
+                if !args.reconnect {
+                    // Fatal: the one error line, on stderr as every other.
+                    if out.is_json() {
+                        out.event(
+                            "connect_failed",
+                            who,
+                            json!({ "error": cause }),
+                            Tone::Bad,
+                            "",
+                        );
+                    } else {
+                        eprintln!("heartbeat: cannot connect to {}: {cause}", args.url);
+                    }
+                    return Some(End::Ended(Exit::ConnectionEnded));
+                }
+                out.event(
+                    "connect_failed",
+                    who,
+                    json!({ "error": cause }),
+                    Tone::Bad,
+                    &format!("cannot connect: {cause}"),
+                );
+            }
+            _ => {}
+        }
+        None
+    };
+    // Registered once, before the loop: a Ctrl-C between two turns is not lost.
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let end = loop {
+        // Biased: every event already emitted is printed before an end is taken.
+        tokio::select! {
+            biased;
+            event = events.recv() => {
+                let Some(event) = event else { break End::Ended(Exit::ConnectionEnded) };
+                if let Some(end) = handle(event, &mut summary, &mut verdict) {
+                    break end;
+                }
+            }
+            _ = finished.recv() => break End::Ended(Exit::ConnectionEnded),
+            _ = recv_signal(&mut interrupt) => break End::Stopped,
+            _ = &mut deadline => break End::Stopped,
         }
     };
+    // Finish what was started: close a connection still open (Ctrl-C, --count,
+    // --deadline), then wait for its driver to let go of the socket: the peer's
+    // reply to our close, or close_timeout. After a verdict the machine's own
+    // close runs.
+    let open = lock(&current).clone();
+    if let Some(tx) = open.filter(|_| !verdict) {
+        let _ = tx.close(CloseCode::NORMAL).await;
+    }
+    let bound = config.close_timeout() + Duration::from_millis(500);
+    if lock(&current).is_some() || verdict {
+        let _ = tokio::time::timeout(bound, released.recv()).await;
+    }
+    supervisor.abort();
+    // Events the connection emitted while it closed (its close, say) are printed too.
+    while let Ok(event) = events.try_recv() {
+        let _ = handle(event, &mut summary, &mut verdict);
+    }
+    drop(handle);
     if connected {
         summary.print(&out, &args.url);
     }
-    match ended {
-        Some(exit) => exit,
-        None => summary.exit_code(args.count, args.deadline.is_some()),
+    match end {
+        End::Ended(exit) => exit,
+        End::Stopped => summary.exit_code(args.count, args.deadline.is_some()),
     }
+}
+
+/// The next delivery of `signal`; never, if it could not be registered.
+async fn recv_signal(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Only an Option is stored; a panic elsewhere cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Resolves after `deadline`, or never.

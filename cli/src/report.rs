@@ -47,7 +47,9 @@ pub fn end_fields(e: &Error) -> Value {
             "reason": "closed", "code": code, "by": format!("{initiator:?}").to_lowercase()
         }),
         Error::PingFlood => json!({ "reason": "ping_flood", "code": 1008 }),
-        Error::Protocol { .. } => json!({ "reason": "protocol_error", "code": 1002 }),
+        Error::Protocol { kind, .. } => {
+            json!({ "reason": "protocol_error", "code": kind.close_code().get() })
+        }
         Error::TransportClosed { .. } => json!({ "reason": "transport_closed", "code": 1006 }),
         other => json!({ "reason": "error", "error": other.to_string() }),
     }

@@ -10,30 +10,45 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use heartbeat_core::Config;
+use std::time::Duration;
+
+use heartbeat_core::{CloseCode, Config};
 use heartbeat_tokio::metrics::Metrics;
 use heartbeat_tokio::tungstenite::Message;
-use heartbeat_tokio::{accept_tcp, Error, Event, JsonCodec, Options, Registry};
+use heartbeat_tokio::{
+    accept_tcp, AcceptBackoff, AcceptPause, Error, Event, JsonCodec, Limits, Options, Registry,
+};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::task::JoinSet;
 
 use crate::args::show;
 use crate::metrics_http;
 use crate::output::{ms, Out, Tone};
 use crate::report::{describe_end, end_fields};
 
-/// Binds `bind` and serves until the process is stopped. Returns only on a bind error.
+/// Binds `bind` and serves until SIGINT or SIGTERM, then closes every client with
+/// 1001 (going away), waits for their close handshakes (bounded by
+/// close_timeout) and returns `Ok`. Returns an error only if it cannot listen.
+///
+/// Connections past `limits.max_connections` or `limits.max_handshakes` are
+/// refused; out of file descriptors, accepting backs off (10–100 ms, one log line
+/// per episode) and resumes by itself when descriptors free up.
 pub async fn run(
     bind: SocketAddr,
     app_json: bool,
     metrics_addr: Option<SocketAddr>,
     config: Config,
+    limits: Limits,
     out: Out,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(bind).await?;
     let local = listener.local_addr()?;
-    let mut options = Options::new(config);
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut options = Options::new(config).limits(limits);
     if app_json {
         options = options.codec(JsonCodec);
     }
@@ -62,22 +77,58 @@ pub async fn run(
             &format!("metrics on http://{bound}/metrics"),
         );
     }
-    let registry = Registry::new();
+    let registry = Registry::with_limits(&limits);
     // Every accepted TCP connection gets the next number, whether or not its
     // upgrade succeeds: `conn` in its events, `client<conn>` in text.
     let next_conn = AtomicU64::new(1);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
+    let mut clients = JoinSet::new();
+    let mut backoff = AcceptBackoff::new();
+    let signal = loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = interrupt.recv() => break "SIGINT",
+            _ = terminate.recv() => break "SIGTERM",
+            r = listener.accept() => r,
+        };
+        while clients.try_join_next().is_some() {} // reap finished clients
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                if let Some(errors) = backoff.accepted() {
+                    out.event(
+                        "accept_resumed",
+                        "server",
+                        json!({ "errors": errors }),
+                        Tone::Good,
+                        &format!("accepting again ({errors} accept errors while exhausted)"),
+                    );
+                }
+                conn
+            }
             Err(e) => {
-                // Out of descriptors or a reset before accept: keep serving the others.
-                out.event(
-                    "error",
-                    "server",
-                    json!({ "error": e.to_string() }),
-                    Tone::Bad,
-                    &format!("accept failed: {e}"),
-                );
+                match backoff.failed(&e) {
+                    // Out of descriptors: retrying at once would spin a core; wait,
+                    // then retry the listener itself (the backlog is still there).
+                    AcceptPause::Wait { delay, first } => {
+                        if first {
+                            out.event(
+                                "accept_paused",
+                                "server",
+                                json!({ "error": e.to_string() }),
+                                Tone::Bad,
+                                &format!("accept failed: {e}; backing off until resources free up"),
+                            );
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
+                    // A connection reset before it was accepted: keep serving.
+                    AcceptPause::Retry => out.event(
+                        "error",
+                        "server",
+                        json!({ "error": e.to_string() }),
+                        Tone::Bad,
+                        &format!("accept failed: {e}"),
+                    ),
+                }
                 continue;
             }
         };
@@ -89,8 +140,45 @@ pub async fn run(
             out: out.clone(),
             beats,
         };
-        tokio::spawn(async move { serve_client(stream, peer, options, client).await });
+        clients.spawn(async move { serve_client(stream, peer, options, client).await });
+    };
+    shut_down(signal, &registry, clients, config, &out).await;
+    Ok(())
+}
+
+/// Closes every live client with 1001 and waits for the connection tasks, which
+/// end once their close handshake is over (the peer's reply or close_timeout).
+/// Handshakes still in progress are abandoned after that bound.
+async fn shut_down(
+    signal: &str,
+    registry: &Registry,
+    mut clients: JoinSet<()>,
+    config: Config,
+    out: &Out,
+) {
+    let live = registry.ids();
+    out.event(
+        "shutdown",
+        "server",
+        json!({ "signal": signal, "clients": live.len() }),
+        Tone::Heading,
+        &format!("{signal}: closing {} clients with 1001", live.len()),
+    );
+    for id in live {
+        if let Some(sender) = registry.sender(id) {
+            // Concurrently, and within the same bound: a client whose queue is
+            // full must not hold up the others' closes, or the exit.
+            clients.spawn(async move {
+                let _ = sender.close(CloseCode::GOING_AWAY).await;
+            });
+        }
     }
+    let grace = config.close_timeout() + Duration::from_millis(500);
+    let _ = tokio::time::timeout(grace, async {
+        while clients.join_next().await.is_some() {}
+    })
+    .await;
+    clients.shutdown().await;
 }
 
 /// With `--json`, `options` plus an observer that forwards the connection's pings
@@ -197,7 +285,7 @@ async fn serve_client(
         Tone::Good,
         &format!("connected from {peer}  ({} live)", registry.len()),
     );
-    let status = keepalive.watch_status();
+    let mut status = keepalive.watch_status();
     let (tx, mut rx) = keepalive.split();
     let end: Error = loop {
         let next = tokio::select! {
@@ -223,8 +311,17 @@ async fn serve_client(
                 );
             }
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
-                if let Err(e) = tx.send(msg).await {
-                    break e;
+                match tx.send(msg).await {
+                    Ok(()) => {}
+                    // An echo over --max-outbound: refused, the connection goes on.
+                    Err(Error::TooLarge { len, max }) => out.event(
+                        "send_refused",
+                        &who,
+                        json!({ "len": len, "max": max, "conn": conn }),
+                        Tone::Bad,
+                        &format!("echo of {len} bytes refused (limit {max})"),
+                    ),
+                    Err(e) => break e,
                 }
             }
             Ok(_) => {}
@@ -254,4 +351,7 @@ async fn serve_client(
         tone,
         &format!("{}; removed ({} live)", describe_end(&end), registry.len()),
     );
+    // The task ends when the driver has let go of the socket, so a shutdown that
+    // waits for the tasks waits for every close handshake.
+    while status.changed().await.is_ok() {}
 }

@@ -97,8 +97,12 @@ impl CloseCode {
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
     /// 1003: unsupported data.
     pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
+    /// 1007: invalid payload data (a text message or close reason that is not UTF-8).
+    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
     /// 1008: policy violation (used for ping floods).
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
+    /// 1009: message too big (a frame or message over the receiver's limit).
+    pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
     /// 1011: internal error (used for an unresponsive peer, as Python `websockets` does).
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
 

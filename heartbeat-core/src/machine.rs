@@ -460,13 +460,23 @@ impl<C: Borrow<Config>> HeartbeatMachine<C> {
     }
 
     /// The driver saw a malformed frame: the connection is closed with 1002.
+    /// Same as [`handle_violation`](Self::handle_violation) with
+    /// [`ProtocolError::Malformed`].
     pub fn handle_protocol_error(&mut self, now: Instant) {
+        self.handle_violation(now, ProtocolError::Malformed);
+    }
+
+    /// The driver saw the peer break the protocol in the way `error` names: while
+    /// open, the connection is closed with the code RFC 6455 gives that violation
+    /// ([`ProtocolError::close_code`]: 1007 invalid UTF-8, 1009 too big, 1002 the
+    /// rest). Later noise from a connection already closing is ignored.
+    pub fn handle_violation(&mut self, now: Instant, error: ProtocolError) {
         let now = self.observe(now);
         match self.phase {
             Phase::Open => self.die(
                 now,
-                DeathReason::ProtocolError(ProtocolError::Malformed),
-                Some((CloseCode::PROTOCOL_ERROR, "protocol error")),
+                DeathReason::ProtocolError(error),
+                Some((error.close_code(), violation_text(error))),
             ),
             // Noise from a connection that is already over.
             Phase::Closing { .. } | Phase::Reconnecting { .. } => {}
@@ -1063,4 +1073,13 @@ fn earliest(
 /// (protocol, data, policy, size, extensions), not a passing condition.
 fn is_permanent(code: u16) -> bool {
     matches!(code, 1002 | 1003 | 1007 | 1008 | 1009 | 1010)
+}
+
+/// The reason text of the close frame sent for a peer's violation.
+fn violation_text(error: ProtocolError) -> &'static str {
+    match error {
+        ProtocolError::InvalidUtf8 => "invalid UTF-8",
+        ProtocolError::TooBig => "message too big",
+        _ => "protocol error",
+    }
 }

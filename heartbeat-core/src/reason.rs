@@ -3,6 +3,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::action::CloseCode;
 use crate::time::Instant;
 
 /// Why a connection (or a connection attempt) is over.
@@ -132,8 +133,26 @@ pub enum ProtocolError {
         /// The code the peer sent.
         code: u16,
     },
-    /// The driver reported a malformed frame.
+    /// The driver reported a malformed frame (any other violation of RFC 6455).
     Malformed,
+    /// A text message or a close reason was not valid UTF-8 (RFC 6455 §8.1).
+    InvalidUtf8,
+    /// A frame or message exceeded the receiver's size limit.
+    TooBig,
+}
+
+impl ProtocolError {
+    /// The close code RFC 6455 §7.4.1 names for this violation: 1007 for invalid
+    /// UTF-8, 1009 for a frame or message too big, 1002 for everything else.
+    pub const fn close_code(self) -> CloseCode {
+        match self {
+            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::TooBig => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::ControlFrameTooLong { .. }
+            | ProtocolError::InvalidCloseCode { .. }
+            | ProtocolError::Malformed => CloseCode::PROTOCOL_ERROR,
+        }
+    }
 }
 
 impl fmt::Display for ProtocolError {
@@ -144,6 +163,8 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::InvalidCloseCode { code } => write!(f, "invalid close code {code}"),
             ProtocolError::Malformed => write!(f, "malformed frame"),
+            ProtocolError::InvalidUtf8 => write!(f, "invalid UTF-8"),
+            ProtocolError::TooBig => write!(f, "frame or message over the size limit"),
         }
     }
 }

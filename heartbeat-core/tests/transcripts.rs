@@ -1377,6 +1377,37 @@ fn an_oversized_ping_is_a_protocol_error_closed_with_1002() {
 }
 
 #[test]
+fn each_violation_closes_with_its_rfc_6455_code() {
+    // RFC 6455 §7.4.1: 1007 for data that is not what its type says (invalid UTF-8),
+    // 1009 for a message too big to process, 1002 for any other protocol error.
+    let cases = [
+        (ProtocolError::InvalidUtf8, 1007, "invalid UTF-8"),
+        (ProtocolError::TooBig, 1009, "message too big"),
+        (ProtocolError::Malformed, 1002, "protocol error"),
+    ];
+    for (error, code, text) in cases {
+        let mut m = open(base().role(Role::Server));
+        m.handle_violation(t(10), error);
+        assert_eq!(
+            drain(&mut m),
+            [
+                Action::Dead(DeathReason::ProtocolError(error)),
+                Action::SendClose {
+                    code: CloseCode::new(code).expect("sendable"),
+                    reason: text
+                }
+            ],
+            "{error:?}"
+        );
+        assert_eq!(error.close_code().get(), code);
+        // Noise after the verdict changes nothing.
+        m.handle_violation(t(11), ProtocolError::TooBig);
+        assert_eq!(drain(&mut m), []);
+        assert_eq!(m.state().reason(), Some(DeathReason::ProtocolError(error)));
+    }
+}
+
+#[test]
 fn a_ping_flood_is_answered_within_budget_then_struck_then_closed_with_1008() {
     let limit = PingFlood {
         max_pings: 3,

@@ -16,6 +16,9 @@
 //! - [`process`]: a child printing JSON lines, read as it runs with a timestamp per
 //!   line, stoppable the instant it prints a chosen event; [`signal`]: `SIGSTOP`,
 //!   `SIGCONT` and `SIGKILL` by pid.
+//! - [`fds`]: open descriptors, a lower `RLIMIT_NOFILE`, CPU time used.
+//! - [`raw`]: a WebSocket peer that speaks raw frames (any shape, lying headers,
+//!   invalid UTF-8), for hostile-peer tests that assert the exact close code.
 //! - [`skip`]: whether the lab can run here (root, `ip`, `nft`), with a printed
 //!   reason when it cannot; [`binaries`]: the `heartbeat` CLI built from this
 //!   workspace; [`rng`]: a seeded random source for fault schedules.
@@ -28,11 +31,13 @@
 
 pub mod binaries;
 pub mod delay;
+pub mod fds;
 pub mod idle;
 pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod python;
+pub mod raw;
 pub mod rng;
 pub mod signal;
 pub mod skip;

@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpStream};
 use heartbeat_core::{
     CloseCode, Config, DeathReason, HeartbeatMachine, Instant, PongOutcome, State,
 };
-use heartbeat_transport::tungstenite::{incoming, incoming_from_error, WsTransport};
+use heartbeat_transport::tungstenite::{incoming, incoming_from_error, Limits, WsTransport};
 use heartbeat_transport::{drive, feed, seed, Clock, Fed, Incoming, NoTransport, Outcome};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
@@ -34,6 +34,10 @@ pub struct KeepAlive<C: Borrow<Config> = Config> {
     dead: Option<DeathReason>,
     /// The machine let go of this connection (`Disconnect`): the socket is shut down.
     disconnected: bool,
+    /// A read failed: nothing more is read from this socket (after a violation it
+    /// is kept, unread, for the close window, so our close frame leaves before
+    /// the kernel resets a connection dropped with the peer's bytes unread).
+    read_over: bool,
     /// The attempt the machine started (`Connect`) while this connection drained.
     connect: Option<u32>,
 }
@@ -110,6 +114,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             close_unflushed: false,
             dead: None,
             disconnected: false,
+            read_over: false,
             connect: None,
         }
     }
@@ -151,9 +156,20 @@ impl<C: Borrow<Config>> KeepAlive<C> {
 
     /// Sends an application message (blocking at most for the pong timeout; longer
     /// and it stays queued and goes out with the next read or send).
+    ///
+    /// A message larger than the connection's write buffer can ever hold
+    /// ([`Limits::max_send`](heartbeat_transport::tungstenite::Limits::max_send))
+    /// fails at once with [`Error::TooLarge`]; the connection stays usable.
     pub fn send(&mut self, msg: Message) -> Result<(), Error> {
         if let Some(reason) = self.dead {
             return Err(Error::Dead(reason));
+        }
+        let max = Limits::max_send_of(self.ws.get_config());
+        if msg.len() > max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max,
+            });
         }
         let now = self.clock.now();
         self.set_write_timeout();
@@ -260,7 +276,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             .flatten()
             .min();
         let wait = wake.map_or(FOREVER, |at| at - now).max(MIN_WAIT);
-        if self.disconnected {
+        if self.disconnected || self.read_over {
             // No socket to read: only time can change anything.
             std::thread::sleep(wait);
             self.expire(wake);
@@ -290,7 +306,16 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             }
             Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => None,
             Err(e) => {
-                let _ = feed(&mut self.hb, self.clock.now(), incoming_from_error(&e));
+                let now = self.clock.now();
+                let incoming = incoming_from_error(&e);
+                let _ = feed(&mut self.hb, now, incoming);
+                // Nothing more is read after a read error (a violation leaves
+                // tungstenite mid-frame). After a violation the socket is kept for
+                // the close window so our close leaves before the socket goes.
+                self.read_over = true;
+                if !matches!(incoming, Incoming::Violation(_)) {
+                    self.hb.handle_transport_closed(now);
+                }
                 None
             }
         }

@@ -63,7 +63,7 @@ mod keepalive;
 mod wait;
 
 pub use client::run_client;
-pub use heartbeat_transport::tungstenite::{small_buffers, UrlError};
+pub use heartbeat_transport::tungstenite::{small_buffers, Limits, UrlError};
 pub use keepalive::KeepAlive;
 pub use tungstenite;
 
@@ -86,6 +86,14 @@ pub enum Error {
     Connect(WsError),
     /// Name resolution, the TCP connect or socket setup failed.
     Io(io::Error),
+    /// The message is larger than the connection can ever send (its write
+    /// buffer's cap, `Limits::max_outbound`): not sent, the connection is unaffected.
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The largest message this connection sends.
+        max: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -96,6 +104,12 @@ impl fmt::Display for Error {
             Error::TlsUnsupported => write!(f, "wss:// is not supported by heartbeat-blocking"),
             Error::Connect(e) => write!(f, "WebSocket handshake failed: {e}"),
             Error::Io(e) => write!(f, "socket error: {e}"),
+            Error::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "message of {len} bytes is over the {max}-byte send limit; not sent"
+                )
+            }
         }
     }
 }

@@ -65,6 +65,9 @@ pub(crate) struct Conn {
     pub(crate) announced: bool,
     /// An attempt is in progress and not yet counted as opened or failed.
     pub(crate) attempting: bool,
+    /// A read failed (the peer broke the protocol, or the stream ended): nothing
+    /// more is read from this socket, which is kept until the machine lets go.
+    pub(crate) read_over: bool,
     /// Client only; shared by the connections to one URL.
     pub(crate) remote: Option<Arc<Remote>>,
 }
@@ -82,6 +85,7 @@ impl Conn {
             close_unflushed: false,
             announced: false,
             attempting: false,
+            read_over: false,
             remote: None,
         }
     }
@@ -97,8 +101,7 @@ impl Conn {
     pub(crate) fn peer(&self) -> Option<SocketAddr> {
         let socket = match &self.io {
             Io::Accepted(s) | Io::Connecting(s) => s.peer_addr().ok(),
-            Io::ServerHandshake(m) => m.get_ref().get_ref().peer_addr().ok(),
-            Io::ClientHandshake(m) => m.get_ref().get_ref().peer_addr().ok(),
+            Io::Upgrading(u) => u.sock.peer_addr().ok(),
             Io::Open(ws) => ws.get_ref().peer_addr().ok(),
             Io::None => None,
         };

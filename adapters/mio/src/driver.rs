@@ -166,6 +166,7 @@ impl<H: Handler> Driver<H> {
         }
         self.dispatch();
         self.reactor.fire_timers(now);
+        self.reactor.retry_accept(now);
         self.dispatch();
         Ok(())
     }

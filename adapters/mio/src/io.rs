@@ -27,12 +27,25 @@ impl Reactor {
     pub(crate) fn read_input(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
         loop {
             let Io::Open(ws) = &mut conn.io else { return };
+            if conn.read_over {
+                return;
+            }
             let msg = match ws.read() {
                 Ok(msg) => msg,
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let _ = feed(&mut conn.hb, now, incoming_from_error(&e));
+                    // Nothing more is read after a read error (a violation leaves
+                    // tungstenite mid-frame, and reading on would trip its debug
+                    // assertions). After a violation the socket is kept for the
+                    // close window: let go at once, with the peer's bytes unread,
+                    // and the kernel resets the connection, dropping our close.
+                    conn.read_over = true;
+                    let incoming = incoming_from_error(&e);
+                    let _ = feed(&mut conn.hb, now, incoming);
+                    if !matches!(incoming, Incoming::Violation(_)) {
+                        conn.hb.handle_transport_closed(now);
+                    }
                     self.drive_actions(conn, id, now);
                     return;
                 }

@@ -116,12 +116,12 @@ pub use conn::Side;
 pub use ctx::Ctx;
 pub use driver::Driver;
 pub use handler::Handler;
-/// tungstenite settings sized for heartbeat traffic (4 KiB read buffer, 4 MiB
-/// write-buffer cap); the base of [`Options::websocket`], which lowers the read
-/// buffer to 512 bytes and batches the frames of one batch of actions.
-pub use heartbeat_transport::tungstenite::small_buffers;
 /// Why [`Ctx::connect`] rejected a URL: the source of its `InvalidInput` error.
 pub use heartbeat_transport::tungstenite::UrlError;
+/// tungstenite settings sized for heartbeat traffic, and the limits they enforce;
+/// the base of [`Options::websocket`], which lowers the read buffer to 512 bytes
+/// and batches the frames of one batch of actions.
+pub use heartbeat_transport::tungstenite::{small_buffers, Limits};
 pub use options::Options;
 pub use send_error::SendError;
 pub use slab::ConnId;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use heartbeat_core::{HeartbeatMachine, Instant};
-use heartbeat_transport::seed;
 use heartbeat_transport::tungstenite::{retry_after, Target, UrlError};
+use heartbeat_transport::{seed, AcceptPause};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use tungstenite::WebSocket;
@@ -32,10 +32,42 @@ impl Reactor {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // Out of descriptors or an aborted connection: try again on the next
-                // readiness event.
-                Err(_) => return,
+                Err(e) => match self.accept_backoff.failed(&e) {
+                    // Out of descriptors: the listener stays readable-but-failing
+                    // and edge-triggered readiness will not come again for the
+                    // connections already waiting, so retry on a timer (10–100 ms)
+                    // instead of at once (a spin) or never (a stall).
+                    AcceptPause::Wait { delay, first } => {
+                        self.stats.accept_errors += 1;
+                        if first {
+                            self.stats.accept_exhaustions += 1;
+                        }
+                        self.accept_retry = Some(now + delay);
+                        return;
+                    }
+                    // An aborted connection: take the next one.
+                    AcceptPause::Retry
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        continue
+                    }
+                    // Anything else: try again on the next readiness event.
+                    AcceptPause::Retry => return,
+                },
             };
+            self.accept_backoff.accepted();
+            self.accept_retry = None;
+            if self.conns.len() >= self.max_connections
+                || self.server_handshakes >= self.max_handshakes
+            {
+                // Over `Limits::max_connections` or `max_handshakes`: refused, the
+                // socket dropped, before any handshake work.
+                self.stats.accepts_refused += 1;
+                continue;
+            }
             self.stats.accepted += 1;
             let _ = stream.set_nodelay(true);
             let hb = HeartbeatMachine::new(self.server.clone(), seed());
@@ -54,6 +86,16 @@ impl Reactor {
 
     /// Adds a client connection to `url` and lets its machine start the first
     /// attempt. A bad URL is an `InvalidInput` error carrying the reason.
+    /// The accept retry after descriptor exhaustion is due: try every listener.
+    pub(crate) fn retry_accept(&mut self, now: Instant) {
+        if self.accept_retry.is_some_and(|at| at <= now) {
+            self.accept_retry = None;
+            for index in 0..self.listeners.len() {
+                self.accept(index, now);
+            }
+        }
+    }
+
     pub(crate) fn add_client(&mut self, url: &str) -> io::Result<ConnId> {
         // The error carries the `UrlError` itself (reachable with `get_ref`).
         let invalid = |e: UrlError| io::Error::new(ErrorKind::InvalidInput, e);
@@ -95,7 +137,9 @@ impl Reactor {
     /// when the socket is writable); a server starts the upgrade of the socket it
     /// accepted.
     pub(crate) fn start_attempt(&mut self, conn: &mut Conn, id: ConnId, now: Instant) {
-        conn.attempting = true;
+        if !std::mem::replace(&mut conn.attempting, true) && conn.side == Side::Server {
+            self.server_handshakes += 1;
+        }
         match conn.side {
             Side::Server => match std::mem::replace(&mut conn.io, Io::None) {
                 Io::Accepted(sock) => self.upgrade(conn, id, Upgrade::server(sock), now),
@@ -200,7 +244,7 @@ impl Reactor {
         now: Instant,
         retry_after: Option<Duration>,
     ) {
-        if std::mem::take(&mut conn.attempting) {
+        if self.attempt_over(conn) {
             self.stats.handshakes_failed += 1;
         }
         if let Some(delay) = retry_after {
@@ -213,7 +257,8 @@ impl Reactor {
     /// The handshake completed: the machine starts its heartbeat.
     fn opened(&mut self, conn: &mut Conn, id: ConnId, ws: WebSocket<Sock>, now: Instant) {
         conn.io = Io::Open(ws);
-        conn.attempting = false;
+        self.attempt_over(conn);
+        conn.read_over = false;
         conn.blocked = false;
         conn.ping_unflushed = false;
         conn.close_unflushed = false;
@@ -229,7 +274,7 @@ impl Reactor {
 
     /// The machine's `Disconnect`: drop the socket (or the attempt in progress).
     pub(crate) fn disconnect(&mut self, conn: &mut Conn) {
-        if std::mem::take(&mut conn.attempting) {
+        if self.attempt_over(conn) {
             // Abandoned by the machine at `connect_timeout`.
             self.stats.handshakes_failed += 1;
         }
@@ -241,6 +286,16 @@ impl Reactor {
         conn.blocked = false;
         conn.ping_unflushed = false;
         conn.close_unflushed = false;
+    }
+
+    /// The attempt in progress (if any) is over: returns whether there was one,
+    /// and gives back its place among the server handshakes in progress.
+    fn attempt_over(&mut self, conn: &mut Conn) -> bool {
+        let was = std::mem::take(&mut conn.attempting);
+        if was && conn.side == Side::Server {
+            self.server_handshakes -= 1;
+        }
+        was
     }
 
     /// The connection no longer counts as open.

@@ -1,7 +1,7 @@
 //! [`Options`]: how a driver is set up.
 
 use heartbeat_core::Config;
-use heartbeat_transport::tungstenite::small_buffers;
+use heartbeat_transport::tungstenite::{small_buffers, Limits};
 use tungstenite::protocol::WebSocketConfig;
 
 /// Driver settings. [`Options::new`] gives small-buffer defaults.
@@ -13,6 +13,11 @@ pub struct Options {
     /// (reconnect with the configured backoff). `connect_timeout` bounds a client's
     /// TCP connect plus handshake and a server's handshake alike.
     pub config: Config,
+    /// What one peer may make this driver hold ([`Limits::default`]); set with
+    /// [`limits`](Options::limits), which also sets `websocket`. Accepted
+    /// connections past `max_connections`, or while `max_handshakes` server
+    /// handshakes are in progress, are refused.
+    pub limits: Limits,
     /// tungstenite settings for every connection.
     ///
     /// The default reads at most 512 bytes per `recvfrom` into a buffer of that
@@ -29,6 +34,10 @@ pub struct Options {
     /// `sendto`: the driver always flushes after a batch of writes, so nothing
     /// waits in the buffer. At 0 every frame is written at once (correct, but a
     /// pong and the ping pulled forward to join it take two segments).
+    ///
+    /// Its message and frame caps close an inbound peer over them with 1009; its
+    /// write-buffer cap refuses a larger send with
+    /// [`SendError::TooLarge`](crate::SendError::TooLarge).
     pub websocket: WebSocketConfig,
     /// How many readiness events one `poll` returns at most (at least 1). When a
     /// `poll` fills it and a deadline is due, the driver polls again at once before
@@ -52,14 +61,27 @@ pub struct Options {
 }
 
 impl Options {
+    /// Replaces the limits, and the tungstenite settings that enforce them
+    /// ([`Limits::websocket`], with this driver's 512-byte read buffer and 4 KiB
+    /// write batch kept).
+    pub fn limits(mut self, limits: Limits) -> Options {
+        self.limits = limits;
+        self.websocket = limits
+            .websocket()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BATCH);
+        self
+    }
+
     /// `config` for every connection; [`small_buffers`](crate::small_buffers)
-    /// with a 512-byte read buffer and a 4 KiB write batch (see
-    /// [`websocket`](Self::websocket)); room for 1,024 events per `poll`; a listen
-    /// backlog of 4,096; a ping pulled forward to go with a pong when due within
-    /// an eighth of the interval.
+    /// (the default [`Limits`]) with a 512-byte read buffer and a 4 KiB write
+    /// batch (see [`websocket`](Self::websocket)); room for 1,024 events per
+    /// `poll`; a listen backlog of 4,096; a ping pulled forward to go with a pong
+    /// when due within an eighth of the interval.
     pub fn new(config: Config) -> Options {
         Options {
             config,
+            limits: Limits::default(),
             websocket: small_buffers()
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BATCH),

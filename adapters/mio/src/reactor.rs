@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use heartbeat_core::{Config, Instant, Role, State};
-use heartbeat_transport::{Clock, LagMeter};
+use heartbeat_transport::{AcceptBackoff, Clock, LagMeter};
 use mio::net::TcpListener;
 use mio::Poll;
 use tungstenite::protocol::WebSocketConfig;
@@ -44,6 +44,16 @@ pub(crate) struct Reactor {
     /// Where clients connect, by URL: parsed and resolved once, shared by every
     /// connection to it (about 150 bytes each otherwise); dropped with the last.
     pub(crate) remotes: HashMap<Box<str>, Arc<Remote>>,
+    /// Descriptor exhaustion on accept: the episode, and when to retry the listeners.
+    pub(crate) accept_backoff: AcceptBackoff,
+    pub(crate) accept_retry: Option<Instant>,
+    /// `Limits::max_connections`: accepted connections past it are refused.
+    pub(crate) max_connections: usize,
+    /// `Limits::max_handshakes`: accepted connections past it are refused while
+    /// that many server handshakes are in progress.
+    pub(crate) max_handshakes: usize,
+    /// Server handshakes in progress now.
+    pub(crate) server_handshakes: usize,
 }
 
 impl Reactor {
@@ -64,6 +74,11 @@ impl Reactor {
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             ping_with_pong: options.ping_with_pong.filter(|&n| n > 0),
             remotes: HashMap::new(),
+            accept_backoff: AcceptBackoff::new(),
+            accept_retry: None,
+            max_connections: options.limits.max_connections,
+            max_handshakes: options.limits.max_handshakes,
+            server_handshakes: 0,
         })
     }
 
@@ -72,6 +87,7 @@ impl Reactor {
         DriverStats {
             connections: self.conns.len(),
             timer_heap_len: self.timers.len(),
+            handshaking: self.server_handshakes,
             local_lag: self.lag.current(std::time::Instant::now()),
             ..self.stats
         }
@@ -130,16 +146,18 @@ impl Reactor {
         self.conns.put(id, conn);
     }
 
-    /// The earliest current wake time; stale entries on top are discarded.
+    /// The earliest current wake time (a machine's, or the accept retry after
+    /// descriptor exhaustion); stale entries on top are discarded.
     pub(crate) fn next_wake(&mut self) -> Option<Instant> {
+        let retry = self.accept_retry;
         while let Some(e) = self.timers.peek() {
             if is_current(&self.conns, &e) {
-                return Some(e.at);
+                return Some(retry.map_or(e.at, |r| r.min(e.at)));
             }
             self.timers.pop();
             self.stats.stale_timer_pops += 1;
         }
-        None
+        retry
     }
 
     /// Wakes every connection whose filed time is due, and only those.

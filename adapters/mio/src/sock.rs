@@ -44,6 +44,11 @@ impl Sock {
     pub(crate) fn tcp(&mut self) -> &mut TcpStream {
         &mut self.tcp
     }
+
+    /// The peer's address, if the socket still has one.
+    pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.tcp.peer_addr()
+    }
 }
 
 impl Read for Sock {

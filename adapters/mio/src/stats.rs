@@ -12,6 +12,16 @@ pub struct DriverStats {
     pub connections: usize,
     /// TCP connections accepted.
     pub accepted: u64,
+    /// Server handshakes in progress now.
+    pub handshaking: usize,
+    /// Accepted TCP connections refused at once: `Limits::max_connections` held,
+    /// or `Limits::max_handshakes` in progress.
+    pub accepts_refused: u64,
+    /// `accept` errors from exhausted resources (`EMFILE`, `ENFILE`, ...); each is
+    /// followed by a 10–100 ms wait, never an immediate retry.
+    pub accept_errors: u64,
+    /// Episodes of exhausted resources on accept (the first error of each).
+    pub accept_exhaustions: u64,
     /// Client TCP connects started (first attempts and reconnects).
     pub connects_started: u64,
     /// Connection attempts (client connect + handshake, server handshake) that

@@ -95,8 +95,11 @@ fn token_text(payload: &Payload) -> String {
 
 /// A payload for a timestamp: an unsigned integer becomes 8 big-endian bytes (so our
 /// own sequence numbers match), anything else is kept as tagged JSON text to echo.
+/// An integer whose first byte would be the text tag (2^64 − 2^56 and above) is
+/// kept as text too: read back as 8 bytes it would be taken for tagged text and
+/// echoed as bytes that are not JSON (found by the `adapters` fuzz target).
 fn payload_from_json(ts: &serde_json::Value) -> Option<Payload> {
-    if let Some(n) = ts.as_u64() {
+    if let Some(n) = ts.as_u64().filter(|n| n.to_be_bytes()[0] != TEXT_TAG) {
         return Payload::from_slice(&n.to_be_bytes());
     }
     let text = serde_json::to_string(ts).ok()?;
@@ -134,6 +137,18 @@ mod tests {
         assert_eq!(
             JsonCodec.encode_pong(&p),
             Message::text(r#"{"type":"pong","timestamp":1700000000.25}"#)
+        );
+    }
+
+    #[test]
+    fn a_huge_integer_timestamp_is_echoed_verbatim() {
+        let ping = Message::text(r#"{"type":"ping","timestamp":18446744073709551615}"#);
+        let Some(Heartbeat::Ping(p)) = JsonCodec.decode(&ping) else {
+            panic!("not a ping")
+        };
+        assert_eq!(
+            JsonCodec.encode_pong(&p),
+            Message::text(r#"{"type":"pong","timestamp":18446744073709551615}"#)
         );
     }
 

@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::codec::{Heartbeat, HeartbeatCodec};
 use crate::error::Error;
 use crate::event::{emit, Event, Observer};
-use crate::writer::{Flushed, Outbound, Writer};
+use crate::writer::{Budget, Flushed, Outbound, Writer};
 
 /// How long a measured lag is remembered (one to two windows).
 pub(crate) const LAG_WINDOW: Duration = Duration::from_millis(500);
@@ -138,9 +138,15 @@ where
         self.writer.len()
     }
 
-    /// Queues an application message (control frames jump ahead of it).
-    pub(crate) fn send(&mut self, msg: Message) {
-        self.writer.push_data(msg);
+    /// Queues an application message (control frames jump ahead of it), with the
+    /// byte budget it holds until it is handed to the WebSocket layer.
+    pub(crate) fn send(&mut self, msg: Message, budget: Budget) {
+        self.writer.push_data(msg, budget);
+    }
+
+    /// Bytes of application messages the writer holds.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.writer.bytes()
     }
 
     /// The application closes with `code`; the turns that follow run the handshake.
@@ -339,7 +345,10 @@ where
             Some(Ok(msg)) => return self.on_message(now, msg),
             Some(Err(e)) => {
                 self.read_done = true;
-                let malformed = incoming_from_error(&e) == Incoming::Malformed;
+                let violation = match incoming_from_error(&e) {
+                    Incoming::Violation(v) => Some(v),
+                    _ => None,
+                };
                 debug!(error = %e, "read ended");
                 if !matches!(
                     e,
@@ -347,11 +356,14 @@ where
                 ) {
                     self.transport_error.get_or_insert_with(|| Arc::new(e));
                 }
-                if malformed {
-                    self.hb.borrow_mut().handle_protocol_error(now);
+                match violation {
+                    // 1007, 1009 or 1002, as RFC 6455 names the violation. Nothing
+                    // more is read, but the socket is kept for the close window: let
+                    // go at once, with the peer's bytes unread, and the kernel resets
+                    // the connection, dropping our close frame before it leaves.
+                    Some(v) => self.hb.borrow_mut().handle_violation(now, v),
+                    None => self.hb.borrow_mut().handle_transport_closed(now),
                 }
-                // Either way nothing more can be read from this transport.
-                self.hb.borrow_mut().handle_transport_closed(now);
             }
             None => {
                 self.read_done = true;

@@ -24,6 +24,7 @@ use crate::core::{Core, Turn};
 use crate::error::Error;
 use crate::protocol::{Cmd, Link};
 use crate::status::Status;
+use crate::writer::Budget;
 
 /// Runs one connection until the machine lets go of it
 /// ([`heartbeat_core::Action::Disconnect`]).
@@ -32,7 +33,9 @@ pub(crate) struct Driver<S, M> {
     link: Link,
     /// An inbound data message the application's full queue could not take yet.
     stalled: Option<Message>,
-    room: Option<BoxFuture<Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>>>,
+    /// Room for the stalled message: its bytes in the inbound budget, then a slot
+    /// in the application's queue (`None`: the receiver is gone).
+    room: Option<BoxFuture<Option<Room>>>,
     receiver_gone: Option<BoxFuture<()>>,
     senders_gone: bool,
     /// What the status watch last showed.
@@ -40,6 +43,9 @@ pub(crate) struct Driver<S, M> {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A slot in the application's queue and the stalled message's inbound bytes.
+type Room = (mpsc::OwnedPermit<(Message, Budget)>, Budget);
 
 impl<S, M> Driver<S, M>
 where
@@ -87,8 +93,8 @@ where
                 if let Poll::Ready(r) = room.as_mut().poll(cx) {
                     self.room = None;
                     match (r, self.stalled.take()) {
-                        (Ok(permit), Some(m)) => {
-                            permit.send(m);
+                        (Some((permit, budget)), Some(m)) => {
+                            permit.send((m, budget));
                         }
                         _ => self.stalled = None,
                     }
@@ -134,7 +140,7 @@ where
 
     fn command(&mut self, cmd: Option<Cmd>) {
         match cmd {
-            Some(Cmd::Send(msg)) => self.core.send(msg),
+            Some(Cmd::Send(msg, budget)) => self.core.send(msg, budget),
             Some(Cmd::Close(code)) => self.core.close(code),
             None => {
                 self.senders_gone = true;
@@ -167,7 +173,7 @@ where
         // Set before the data sender drops: a receiver that sees the end finds it.
         let _ = self.link.shared.terminal.set(err);
         if let (Some(m), Some(tx)) = (self.stalled.take(), self.link.data_tx.as_ref()) {
-            let _ = tx.try_send(m);
+            let _ = tx.try_send((m, None));
         }
         self.room = None;
         self.receiver_gone = None;
@@ -184,16 +190,41 @@ where
         let Some(tx) = &self.link.data_tx else {
             return; // the verdict is in: data after it is not the application's
         };
-        match tx.try_send(msg) {
+        let bytes = u32::try_from(msg.len().max(1)).unwrap_or(u32::MAX);
+        let budget = match self.link.inbound.clone().try_acquire_many_owned(bytes) {
+            Ok(b) => b,
+            Err(_) => {
+                // The application holds `max_inbound` bytes it has not taken: stop
+                // reading until it takes some (backpressure, bounded in bytes).
+                debug!("inbound byte budget full; pausing reads");
+                self.stall(msg, bytes);
+                return;
+            }
+        };
+        match tx.try_send((msg, Some(budget))) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
+            Err(mpsc::error::TrySendError::Full((msg, _))) => {
                 // Stop reading until the application makes room (backpressure).
                 debug!("application queue full; pausing reads");
-                self.stalled = Some(msg);
-                self.room = Some(Box::pin(tx.clone().reserve_owned()));
+                self.stall(msg, bytes);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {} // receiver dropped: discard
         }
+    }
+
+    /// Holds `msg` until the inbound budget has `bytes` for it and the application's
+    /// queue a slot; the socket is not read meanwhile.
+    fn stall(&mut self, msg: Message, bytes: u32) {
+        let Some(tx) = self.link.data_tx.clone() else {
+            return;
+        };
+        let inbound = self.link.inbound.clone();
+        self.stalled = Some(msg);
+        self.room = Some(Box::pin(async move {
+            let budget = inbound.acquire_many_owned(bytes).await.ok()?;
+            let slot = tx.reserve_owned().await.ok()?;
+            Some((slot, Some(budget)))
+        }));
     }
 
     /// Publishes the status when the driver is about to wait (or is done) and

@@ -47,7 +47,8 @@ pub enum Error {
     /// The peer pinged faster than the configured budget; closed with 1008.
     #[error("peer exceeded the ping budget; closed with 1008")]
     PingFlood,
-    /// The peer broke the WebSocket protocol; closed with 1002.
+    /// The peer broke the WebSocket protocol; closed with the code RFC 6455 gives
+    /// `kind` (1007 invalid UTF-8, 1009 too big, 1002 the rest).
     #[error("protocol error: {kind}{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Protocol {
         /// The machine's classification.
@@ -68,6 +69,19 @@ pub enum Error {
     /// within the machine's `connect_timeout`.
     #[error("not connected within {0:?} (connect timeout)")]
     ConnectTimeout(Duration),
+    /// The message is larger than the connection can ever send
+    /// (`Limits::max_send`): it was not queued, and the connection is unaffected.
+    #[error("message of {len} bytes is over the {max}-byte send limit; not sent")]
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The largest message this connection sends.
+        max: usize,
+    },
+    /// A server refused the connection before its handshake: a
+    /// [`Registry::with_limits`](crate::Registry::with_limits) limit was reached.
+    #[error("refused: {0}")]
+    Refused(heartbeat_transport::tungstenite::Refused),
     /// Only text and binary messages may be sent; control frames belong to the driver.
     #[error("only text and binary messages may be sent by the application")]
     NotData,

@@ -12,12 +12,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use heartbeat_transport::tungstenite::Limits;
+
 use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::options::Options;
 use crate::protocol::{Cmd, Link, Shared};
 use crate::status::Status;
+use crate::writer::Budget;
 
 /// A WebSocket connection whose heartbeat runs by itself.
 ///
@@ -136,21 +139,42 @@ impl Sender {
     ///
     /// Fails with the connection's terminal error once the machine has declared it
     /// over, and with [`Error::NotData`] for control frames (the driver owns those).
+    ///
+    /// A message larger than the connection's [`Limits::max_send`] fails at once
+    /// with [`Error::TooLarge`] and the connection stays usable; otherwise the send
+    /// waits until the connection's queue has room for the message's bytes
+    /// ([`Limits::max_outbound`]).
+    ///
+    /// [`Limits::max_send`]: heartbeat_transport::tungstenite::Limits::max_send
+    /// [`Limits::max_outbound`]: heartbeat_transport::tungstenite::Limits::max_outbound
     pub async fn send(&self, msg: Message) -> Result<(), Error> {
         check_data(&msg)?;
+        let bytes = self.shared.check_size(msg.len())?;
         self.check_alive()?;
+        let budget = self
+            .shared
+            .outbound
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .map_err(|_| self.shared.terminal_error())?;
         self.cmd_tx
-            .send(Cmd::Send(msg))
+            .send(Cmd::Send(msg, Some(budget)))
             .await
             .map_err(|_| self.shared.terminal_error())
     }
 
-    /// Queues a message without waiting; `Ok(false)` if the queue is full (the
-    /// message is dropped). Used by broadcasts, which must never block on one client.
+    /// Queues a message without waiting; `Ok(false)` if the queue is full, in
+    /// messages or in bytes (the message is dropped). Used by broadcasts, which must
+    /// never block on one client. Too large ever to send: [`Error::TooLarge`].
     pub fn try_send(&self, msg: Message) -> Result<bool, Error> {
         check_data(&msg)?;
+        let bytes = self.shared.check_size(msg.len())?;
         self.check_alive()?;
-        match self.cmd_tx.try_send(Cmd::Send(msg)) {
+        let Ok(budget) = self.shared.outbound.clone().try_acquire_many_owned(bytes) else {
+            return Ok(false);
+        };
+        match self.cmd_tx.try_send(Cmd::Send(msg, Some(budget))) {
             Ok(()) => Ok(true),
             Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(self.shared.terminal_error()),
@@ -199,7 +223,7 @@ impl Sender {
 /// and then ends.
 #[derive(Debug)]
 pub struct Receiver {
-    data_rx: mpsc::Receiver<Message>,
+    data_rx: mpsc::Receiver<(Message, Budget)>,
     shared: Arc<Shared>,
     status: watch::Receiver<Status>,
     ended: bool,
@@ -210,7 +234,8 @@ impl Receiver {
     /// before the verdict has been read) the terminal error, on every call.
     pub async fn recv(&mut self) -> Result<Message, Error> {
         match self.data_rx.recv().await {
-            Some(m) => Ok(m),
+            // Taking the message gives its bytes back to the inbound budget.
+            Some((m, _budget)) => Ok(m),
             None => Err(self.shared.terminal_error()),
         }
     }
@@ -229,7 +254,7 @@ impl Stream for Receiver {
             return Poll::Ready(None);
         }
         match self.data_rx.poll_recv(cx) {
-            Poll::Ready(Some(m)) => Poll::Ready(Some(Ok(m))),
+            Poll::Ready(Some((m, _budget))) => Poll::Ready(Some(Ok(m))),
             Poll::Ready(None) => {
                 self.ended = true;
                 Poll::Ready(Some(Err(self.shared.terminal_error())))
@@ -244,12 +269,23 @@ pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
     let (cmd_tx, cmd_rx) = mpsc::channel(options.outbound_capacity.max(1));
     let (data_tx, data_rx) = mpsc::channel(options.inbound_capacity.max(1));
     let (status_tx, status_rx) = watch::channel(initial);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(
+        options.websocket.max_write_buffer_size,
+        Limits::max_send_of(&options.websocket),
+    ));
     let link = Link {
         observer: options.observer.clone(),
         lag: options.lag.clone(),
         cmd_rx,
         data_tx: Some(data_tx),
+        // A message may be as large as `max_message`: the budget always holds one.
+        inbound: Arc::new(tokio::sync::Semaphore::new(
+            options
+                .limits
+                .max_inbound
+                .max(options.websocket.max_message_size.unwrap_or(0))
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         shared: shared.clone(),
         status_tx,
         mirror: None,

@@ -73,6 +73,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod acceptor;
 mod clock;
 mod codec;
 mod core;
@@ -91,12 +92,14 @@ mod status;
 mod stream;
 mod writer;
 
+pub use acceptor::Acceptor;
 pub use clock::Clock;
 pub use codec::{Heartbeat, HeartbeatCodec, JsonCodec};
 pub use error::{Error, Initiator};
 pub use event::{ConnId, ConnInfo, Event, Observer};
 pub use handle::{KeepAlive, Receiver, Sender};
-pub use heartbeat_transport::tungstenite::small_buffers;
+pub use heartbeat_transport::tungstenite::{small_buffers, Limits, LimitsError, Refused};
+pub use heartbeat_transport::{AcceptBackoff, AcceptPause};
 pub use net::set_nodelay;
 pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};

@@ -5,7 +5,7 @@ use core::fmt;
 use std::sync::Arc;
 
 use heartbeat_core::Config;
-use heartbeat_transport::tungstenite::small_buffers;
+use heartbeat_transport::tungstenite::{small_buffers, Limits};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::codec::HeartbeatCodec;
@@ -22,7 +22,17 @@ pub struct Options {
     /// The heartbeat machine's validated configuration. Use `Role::Server` for
     /// accepted connections and `Role::Client` for [`connect`](crate::connect).
     pub heartbeat: Config,
-    /// The WebSocket layer's settings. Default: [`small_buffers`](crate::small_buffers).
+    /// What one peer may make this process hold ([`Limits::default`]); set with
+    /// [`limits`](Options::limits), which also sets `websocket`. Its
+    /// `max_inbound` bounds the bytes of received messages queued for a
+    /// [`KeepAlive`](crate::KeepAlive)'s application; `max_connections` and
+    /// `max_handshakes` apply to a [`Registry`](crate::Registry) made with
+    /// [`Registry::with_limits`](crate::Registry::with_limits).
+    pub limits: Limits,
+    /// The WebSocket layer's settings. Default: [`small_buffers`](crate::small_buffers)
+    /// (`Limits::default().websocket()`). Its message, frame and write-buffer caps
+    /// are the ones enforced (inbound over them: close 1009; a send over the write
+    /// buffer's cap: [`Error::TooLarge`](crate::Error::TooLarge)).
     pub websocket: WebSocketConfig,
     /// Data messages queued for the application. When full the driver stops reading
     /// the socket (backpressure to the peer), which also stops it seeing pongs: an
@@ -53,6 +63,7 @@ impl Options {
     pub fn new(heartbeat: Config) -> Options {
         Options {
             heartbeat,
+            limits: Limits::default(),
             websocket: small_buffers(),
             inbound_capacity: 256,
             outbound_capacity: 64,
@@ -67,6 +78,14 @@ impl Options {
     /// Replaces the heartbeat codec.
     pub fn codec(mut self, codec: impl HeartbeatCodec) -> Options {
         self.codec = Some(Arc::new(codec));
+        self
+    }
+
+    /// Replaces the limits, and the WebSocket settings that enforce them
+    /// ([`Limits::websocket`]).
+    pub fn limits(mut self, limits: Limits) -> Options {
+        self.limits = limits;
+        self.websocket = limits.websocket();
         self
     }
 
@@ -142,6 +161,7 @@ impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
             .field("heartbeat", &self.heartbeat)
+            .field("limits", &self.limits)
             .field("websocket", &self.websocket)
             .field("inbound_capacity", &self.inbound_capacity)
             .field("outbound_capacity", &self.outbound_capacity)

@@ -12,6 +12,7 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
 use heartbeat_core::HeartbeatMachine;
+use heartbeat_transport::tungstenite::{Admission, Limits};
 
 use crate::clock::{sleep_until_opt, Clock};
 use crate::error::Error;
@@ -62,9 +63,18 @@ async fn accept_from<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Over `max_connections` or `max_handshakes` (a registry made with limits):
+    // refused before the handshake, the socket dropped.
+    let mut slot = match &registry.admission {
+        Some(a) => Some(a.admit().map_err(Error::Refused)?),
+        None => None,
+    };
     let options = &options.bind(heartbeat_core::Role::Server, peer, None);
     let (ws, hb, clock) =
         tracing::Instrument::instrument(upgrade(stream, options), options.span()).await?;
+    if let Some(slot) = &mut slot {
+        slot.opened();
+    }
     // Insert under the lock the removal hook needs: a connection that dies at once
     // is removed only after it was inserted, never before.
     let mut inner = registry.lock();
@@ -72,6 +82,9 @@ where
     let id = inner.next_id;
     let weak = Arc::downgrade(&registry.inner);
     let on_dead = Box::new(move || {
+        // The connection's place is given back at the verdict (its close handshake
+        // is bounded by close_timeout).
+        drop(slot);
         if let Some(inner) = weak.upgrade() {
             lock(&inner).clients.remove(&id);
             debug!(id, "client removed from registry");
@@ -100,6 +113,9 @@ where
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     inner: Arc<Mutex<Inner>>,
+    /// Connection and handshake counts against `Limits` (see
+    /// [`with_limits`](Registry::with_limits)); `None`: unlimited.
+    admission: Option<Admission>,
 }
 
 #[derive(Debug, Default)]
@@ -128,9 +144,26 @@ pub struct BroadcastReport {
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry with no connection limits.
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// An empty registry that refuses connections past `limits.max_connections`
+    /// held (handshakes included) or `limits.max_handshakes` in progress:
+    /// [`accept`] then fails at once with [`Error::Refused`] and drops the socket,
+    /// so half-open handshakes or a connection flood cannot take the process.
+    pub fn with_limits(limits: &Limits) -> Registry {
+        Registry {
+            admission: Some(Admission::new(limits)),
+            ..Registry::default()
+        }
+    }
+
+    /// Connections admitted and not yet over (handshakes included), when made
+    /// [`with_limits`](Registry::with_limits).
+    pub fn admitted(&self) -> Option<usize> {
+        self.admission.as_ref().map(Admission::connections)
     }
 
     /// How many clients are live.

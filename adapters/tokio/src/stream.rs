@@ -46,6 +46,12 @@ pub struct KeepAliveStream<S> {
     ended: bool,
     /// The connection's tracing span, entered on every poll.
     span: tracing::Span,
+    /// The largest message [`start_send`](Sink::start_send) takes
+    /// (`Limits::max_send`); larger ones fail with [`Error::TooLarge`].
+    max_send: usize,
+    /// Bytes of queued messages past which [`poll_ready`](Sink::poll_ready) waits
+    /// (`Limits::max_outbound`).
+    max_outbound: usize,
 }
 
 impl<S> KeepAliveStream<S>
@@ -82,6 +88,8 @@ where
             pending_verdict: None,
             ended: false,
             span: options.span(),
+            max_send: heartbeat_transport::tungstenite::Limits::max_send_of(&options.websocket),
+            max_outbound: options.websocket.max_write_buffer_size,
         }
     }
 
@@ -163,7 +171,7 @@ where
         let _entered = span.enter();
         loop {
             self.check_open()?;
-            if self.core.queued() < WRITE_QUEUE {
+            if self.core.queued() < WRITE_QUEUE && self.core.queued_bytes() < self.max_outbound {
                 return Poll::Ready(Ok(()));
             }
             if self.core.poll_write(cx).is_ready() {
@@ -182,8 +190,14 @@ where
         let _entered = span.enter();
         match msg {
             Message::Text(_) | Message::Binary(_) => {
+                if msg.len() > self.max_send {
+                    return Err(Error::TooLarge {
+                        len: msg.len(),
+                        max: self.max_send,
+                    });
+                }
                 self.check_open()?;
-                self.core.send(msg);
+                self.core.send(msg, None);
                 Ok(())
             }
             _ => Err(Error::NotData),

@@ -23,10 +23,16 @@ pub(crate) struct Flushed {
     pub(crate) close: bool,
 }
 
+/// The share of a connection's outbound byte budget one queued message holds;
+/// given back when the message is handed to tungstenite (or dropped).
+pub(crate) type Budget = Option<tokio::sync::OwnedSemaphorePermit>;
+
 /// Outbound messages not yet handed to tungstenite, control frames first.
 #[derive(Default)]
 pub(crate) struct Writer {
-    queue: VecDeque<(Message, Kind)>,
+    queue: VecDeque<(Message, Kind, Budget)>,
+    /// Bytes of the data messages in `queue`.
+    bytes: usize,
     /// Frames were handed to tungstenite and not flushed yet.
     dirty: bool,
     in_flight: Flushed,
@@ -37,6 +43,8 @@ pub(crate) struct Writer {
 enum Kind {
     Ping,
     Close,
+    /// An application message, counted in `bytes`.
+    Data,
     Other,
 }
 
@@ -49,16 +57,22 @@ impl Writer {
         self.queue.len()
     }
 
-    pub(crate) fn push_data(&mut self, msg: Message) {
+    /// Bytes of the data messages queued.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn push_data(&mut self, msg: Message, budget: Budget) {
         if !self.failed {
-            self.queue.push_back((msg, Kind::Other));
+            self.bytes += msg.len();
+            self.queue.push_back((msg, Kind::Data, budget));
         }
     }
 
     /// Control frames jump ahead of data not yet handed to tungstenite.
     fn push_control(&mut self, msg: Message, kind: Kind) {
         if !self.failed {
-            self.queue.push_front((msg, kind));
+            self.queue.push_front((msg, kind, None));
         }
     }
 
@@ -66,8 +80,9 @@ impl Writer {
     fn push_close(&mut self, msg: Message) {
         if !self.failed {
             self.queue
-                .retain(|(m, _)| !matches!(m, Message::Text(_) | Message::Binary(_)));
-            self.queue.push_back((msg, Kind::Close));
+                .retain(|(m, _, _)| !matches!(m, Message::Text(_) | Message::Binary(_)));
+            self.bytes = 0;
+            self.queue.push_back((msg, Kind::Close, None));
         }
     }
 
@@ -82,6 +97,7 @@ impl Writer {
     pub(crate) fn fail(&mut self) {
         self.failed = true;
         self.queue.clear();
+        self.bytes = 0;
         self.dirty = false;
     }
 
@@ -96,15 +112,20 @@ impl Writer {
     {
         while !self.queue.is_empty() {
             ready!(Pin::new(&mut *ws).poll_ready(cx))?;
-            let Some((msg, kind)) = self.queue.pop_front() else {
+            let Some((msg, kind, budget)) = self.queue.pop_front() else {
                 break;
             };
+            if kind == Kind::Data {
+                self.bytes = self.bytes.saturating_sub(msg.len());
+            }
             Pin::new(&mut *ws).start_send(msg)?;
+            // The bytes now sit in tungstenite's write buffer, bounded by its cap.
+            drop(budget);
             self.dirty = true;
             match kind {
                 Kind::Ping => self.in_flight.ping = true,
                 Kind::Close => self.in_flight.close = true,
-                Kind::Other => {}
+                Kind::Data | Kind::Other => {}
             }
         }
         match ready!(Pin::new(&mut *ws).poll_flush(cx)) {

@@ -3,7 +3,7 @@
 use core::borrow::Borrow;
 
 use heartbeat_core::{
-    Action, Config, DeathReason, HeartbeatMachine, Instant, PingOutcome, PongOutcome,
+    Action, Config, DeathReason, HeartbeatMachine, Instant, PingOutcome, PongOutcome, ProtocolError,
 };
 
 use crate::transport::{Handover, Transport};
@@ -161,8 +161,12 @@ pub enum Incoming<'a> {
     Close(Option<u16>),
     /// The stream ended (EOF, reset, read error) without a close.
     Ended,
-    /// The peer sent something the protocol forbids.
+    /// The peer sent something the protocol forbids (closed with 1002; the same
+    /// as `Violation(ProtocolError::Malformed)`).
     Malformed,
+    /// The peer broke the protocol in the way named: closed with the code RFC 6455
+    /// gives it (1007 invalid UTF-8, 1009 too big, 1002 the rest).
+    Violation(ProtocolError),
 }
 
 /// What [`feed`] learned from one input, for the adapter's observer.
@@ -190,6 +194,7 @@ pub fn feed<C: Borrow<Config>>(
         Incoming::Close(code) => hb.handle_close(now, code),
         Incoming::Ended => hb.handle_transport_closed(now),
         Incoming::Malformed => hb.handle_protocol_error(now),
+        Incoming::Violation(e) => hb.handle_violation(now, e),
     }
     Fed::Other
 }

@@ -79,6 +79,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod accept;
 mod clock;
 mod drive;
 mod lag;
@@ -86,6 +87,7 @@ mod transport;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
 
+pub use accept::{is_exhaustion, AcceptBackoff, AcceptPause};
 pub use clock::{seed, Clock};
 pub use drive::{drive, feed, Fed, Incoming, Now, Outcome};
 pub use lag::{LagMeter, SYSTEMIC_MIN_SAMPLES};

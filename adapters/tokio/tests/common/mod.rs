@@ -109,3 +109,16 @@ pub async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stat
         .await
         .expect("blocking helper panicked")
 }
+
+/// Waits (up to 5 s) until `registry` holds exactly `n` clients.
+pub async fn wait_registry(registry: &Registry, n: usize) {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while registry.len() != n {
+        assert!(
+            std::time::Instant::now() < end,
+            "registry holds {} clients, not {n}",
+            registry.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -15,8 +15,10 @@ use heartbeat_core::CloseCode;
 use crate::drive::Incoming;
 use crate::transport::{Handover, Transport};
 
+mod limits;
 mod url;
 
+pub use limits::{Admission, Limits, LimitsError, Refused, Slot};
 pub use url::{Target, UrlError};
 
 /// The machine's actions executed on a synchronous tungstenite `WebSocket` over a
@@ -118,32 +120,35 @@ pub fn incoming(msg: &Message) -> Incoming<'_> {
 
 /// What a tungstenite read error means for the machine: the stream ended (EOF, an
 /// I/O error, a reset, a connection already closed), or the peer broke the protocol
-/// ([`Incoming::Malformed`], which closes with 1002).
+/// ([`Incoming::Violation`]), kept apart as RFC 6455 §7.4.1 asks: invalid UTF-8 in
+/// a text message or close reason closes with 1007, a frame or message over the
+/// [`Limits`] (a huge length header included) with 1009, any other violation
+/// with 1002.
 ///
 /// Handle `WouldBlock`, `Interrupted` and read timeouts before calling this: they
 /// are not errors of the connection.
 pub fn incoming_from_error(e: &WsError) -> Incoming<'static> {
-    use ::tungstenite::error::ProtocolError;
+    use ::tungstenite::error::{CapacityError, ProtocolError};
     match e {
         WsError::ConnectionClosed
         | WsError::AlreadyClosed
         | WsError::Io(_)
         | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Incoming::Ended,
-        _ => Incoming::Malformed,
+        WsError::Utf8(_) => Incoming::Violation(heartbeat_core::ProtocolError::InvalidUtf8),
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Incoming::Violation(heartbeat_core::ProtocolError::TooBig)
+        }
+        _ => Incoming::Violation(heartbeat_core::ProtocolError::Malformed),
     }
 }
 
-/// tungstenite settings sized for heartbeat traffic: a 4 KiB read buffer instead
-/// of 128 KiB, frames written at once, messages up to 1 MiB, and a 4 MiB write-buffer
-/// cap so a peer that floods pings without reading its pongs cannot grow memory
+/// tungstenite settings sized for heartbeat traffic: [`Limits::default`] applied
+/// (see [`Limits::websocket`]): a 4 KiB read buffer instead of 128 KiB, frames
+/// written at once, messages and frames up to 1 MiB, and a 4 MiB write-buffer cap
+/// so a peer that floods pings without reading its pongs cannot grow memory
 /// (tungstenite keeps the newest pong in its pending slot once the cap is reached).
 pub fn small_buffers() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(4 << 20)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
+    Limits::default().websocket()
 }
 
 /// `Retry-After: <seconds>` of a refused handshake (HTTP 429/503), if any.

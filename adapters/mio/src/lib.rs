@@ -100,7 +100,7 @@ pub use conn::Side;
 pub use ctx::Ctx;
 pub use driver::Driver;
 pub use handler::Handler;
-/// tungstenite settings sized for heartbeat traffic (4 KiB read buffer, 4 MiB
+/// tungstenite settings sized for heartbeat traffic (2 KiB read buffer, 4 MiB
 /// write-buffer cap); the default of [`Options::websocket`].
 pub use heartbeat_transport::tungstenite::small_buffers;
 /// Why [`Ctx::connect`] rejected a URL: the source of its `InvalidInput` error.

@@ -39,7 +39,7 @@
 //!   [`HeartbeatCodec`] the driver sends every `SendPong` itself.
 //! - After the peer's close frame tungstenite sends the reply itself; the machine's
 //!   `SendClose` is then skipped.
-//! - [`small_buffers`] sets a 4 KiB read buffer instead of tungstenite's 128 KiB.
+//! - [`small_buffers`] sets a 2 KiB read buffer instead of tungstenite's 128 KiB.
 //!
 //! # Example
 //! ```no_run

@@ -62,7 +62,9 @@ async fn accept_from<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (ws, hb, clock) = upgrade(stream, options).await?;
+    // Boxed: the handshake's state is freed when it ends instead of sizing the
+    // accepting task for the connection's whole life.
+    let (ws, hb, clock) = Box::pin(upgrade(stream, options)).await?;
     // Insert under the lock the removal hook needs: a connection that dies at once
     // is removed only after it was inserted, never before.
     let mut inner = registry.lock();

@@ -106,7 +106,9 @@ impl KeepAliveStream<TcpStream> {
     ) -> Result<KeepAliveStream<TcpStream>, Error> {
         crate::net::set_nodelay(&stream)
             .map_err(|e| Error::Connect(std::sync::Arc::new(e.into())))?;
-        let (ws, hb, clock) = crate::server::upgrade(stream, options).await?;
+        // Boxed: the handshake's state (about 2.7 KiB) lives on the heap while it
+        // runs, so the task that awaits this is sized by the stream, not by it.
+        let (ws, hb, clock) = Box::pin(crate::server::upgrade(stream, options)).await?;
         Ok(Self::from_parts(ws, hb, clock, options))
     }
 }

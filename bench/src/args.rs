@@ -44,6 +44,13 @@ pub struct Cli {
     /// Run a busy-loop CPU hog on one core from warmup to the end of the window.
     #[arg(long)]
     pub hog: bool,
+    /// Plant this many truly dead peers among the N connections: a separate client
+    /// process opens them first and is SIGSTOPped when the measured window starts,
+    /// so the server's connections to it fall silent (its kernel still ACKs). The
+    /// server must declare each dead; those verdicts are detections, not false
+    /// deaths. Not for `python`.
+    #[arg(long, default_value_t = 0)]
+    pub planted: usize,
     /// Server addresses 127.0.0.1 .. 127.0.0.K the connections are spread over
     /// (default: one per 5,000 connections).
     #[arg(long)]
@@ -94,6 +101,9 @@ pub struct RoleArgs {
     /// The child exits by itself after this many seconds, whatever happens.
     #[arg(long, default_value_t = 600)]
     pub lifetime: u64,
+    /// Server: the first this many accepted connections are planted dead peers.
+    #[arg(long, default_value_t = 0)]
+    pub planted: usize,
 }
 
 /// A child's role.

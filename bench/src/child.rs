@@ -12,8 +12,9 @@
 use core::time::Duration;
 use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{mpsc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hist::Histogram;
 
@@ -33,12 +34,23 @@ pub struct Counters {
     first: AtomicU64,
     /// RTT of matched pongs since `mark`.
     pub rtt: Histogram,
+    /// Server: how many of the first accepted connections are planted dead peers
+    /// (the parent opens them before any other, from a process it stops later).
+    planted: usize,
+    /// Server: connections accepted so far, to tell the planted ones.
+    accepted: AtomicUsize,
+    /// Server: our pong-timeout verdicts on planted peers, as (wall-clock µs since
+    /// the Unix epoch, local lag the verdict allowed for in µs if known).
+    detections: Mutex<Vec<(u64, Option<u64>)>>,
 }
 
 impl Counters {
-    /// All zero.
-    pub fn new() -> Counters {
+    /// All zero; the first `planted` accepted connections are planted dead peers.
+    pub fn new(planted: usize) -> Counters {
         Counters {
+            planted,
+            accepted: AtomicUsize::new(0),
+            detections: Mutex::new(Vec::new()),
             pongs: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             lost: AtomicU64::new(0),
@@ -70,6 +82,29 @@ impl Counters {
         }
     }
 
+    /// Server: a connection was accepted; whether it is a planted dead peer. Call
+    /// once per accepted connection, before its handshake ends: the planted
+    /// peers' connections all open before any other does.
+    pub fn accepted(&self) -> bool {
+        self.accepted.fetch_add(1, Relaxed) < self.planted
+    }
+
+    /// A connection ended; `planted` if it was a planted dead peer's, whose
+    /// pong-timeout verdict is a detection (timed on the wall clock, which the
+    /// parent also reads when it stops the peer), never a false death.
+    pub fn end_of(&self, planted: bool, timeout: bool, lag: Option<Duration>) {
+        if !planted {
+            return self.end(timeout);
+        }
+        self.lost.fetch_add(1, Relaxed);
+        self.live.fetch_sub(1, Relaxed);
+        if timeout {
+            let at = unix_us();
+            let lag = lag.map(|l| l.as_micros() as u64);
+            lock(&self.detections).push((at, lag));
+        }
+    }
+
     /// A client's connection opened for the first time; prints `opened` when this
     /// was the `n`th.
     pub fn first_open(&self, n: usize) {
@@ -98,6 +133,7 @@ impl Counters {
             "p50_us": s.p50,
             "p99_us": s.p99,
             "max_us": s.max,
+            "planted": lock(&self.detections).clone(),
         })
     }
 
@@ -164,6 +200,19 @@ pub fn serve_commands(
             Cmd::Quit => return,
         }
     }
+}
+
+/// Microseconds since the Unix epoch: the one clock the parent and its children
+/// can compare.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A push cannot leave the list half-written.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Prints one JSON line on stdout.

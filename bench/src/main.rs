@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p heartbeat-bench -- --conns 1000 --interval 1s --timeout 1s --secs 30 \
-//!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog]
+//!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog] [--planted K]
 //! ```
 //!
 //! For each implementation it starts this binary twice more, as a server process
@@ -49,10 +49,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if cli.planted >= cli.conns {
+        eprintln!("--planted must be less than --conns: the planted peers are among the N");
+        return ExitCode::from(2);
+    }
     println!("{}\n", header(&cli));
     let runs = parent::run_all(&cli);
     println!("\n{}", table::render(&cli, &runs));
     println!("{}", table::legend(&cli));
+    print!("{}", table::render_planted(&cli, &runs));
     if runs.iter().any(|r| r.result.is_err()) {
         return ExitCode::FAILURE;
     }
@@ -79,6 +84,9 @@ fn header(cli: &Cli) -> String {
     if cli.hog {
         cmd += " --hog";
     }
+    if cli.planted > 0 {
+        cmd += &format!(" --planted {}", cli.planted);
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "`{cmd}`\n\n{} connections per implementation over {} server address(es) 127.0.0.1.., \
@@ -97,6 +105,22 @@ fn header(cli: &Cli) -> String {
         } else {
             ""
         }
+    ) + &planted_note(cli)
+}
+
+/// What `--planted` adds to the run, and the bound its detections are held to.
+fn planted_note(cli: &Cli) -> String {
+    if cli.planted == 0 {
+        return String::new();
+    }
+    format!(
+        " {} of the {} connections are planted dead peers: a separate client process opens them \
+         first and is SIGSTOPped as the window starts; the server must declare each dead within \
+         interval + timeout + min(local lag, max_local_lag) + one more timeout (the write delay \
+         or stall allowance), {:?} + lag.",
+        cli.planted,
+        cli.conns,
+        cli.interval + cli.timeout * 2
     )
 }
 

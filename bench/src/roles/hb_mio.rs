@@ -20,7 +20,7 @@ use crate::args::{RoleArgs, Which};
 use crate::child::{self, Cmd, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new());
+    let counters = Arc::new(Counters::new(args.planted));
     let server = args.which == Which::Server;
     let role = if server { Role::Server } else { Role::Client };
     let config = Config::builder()
@@ -32,6 +32,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
         counters: counters.clone(),
         seen: HashMap::new(),
         first: HashSet::new(),
+        planted: HashSet::new(),
         n: args.conns,
         client: !server,
     };
@@ -115,6 +116,8 @@ struct Bench {
     seen: HashMap<ConnId, u64>,
     /// Client connections that opened at least once.
     first: HashSet<ConnId>,
+    /// Server connections to planted dead peers (the first ones to open).
+    planted: HashSet<ConnId>,
     n: usize,
     client: bool,
 }
@@ -127,6 +130,9 @@ impl Handler for Bench {
         if self.client && self.first.insert(id) {
             self.counters.first_open(self.n);
         }
+        if !self.client && self.counters.accepted() {
+            self.planted.insert(id);
+        }
     }
 
     fn on_dead(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: DeathReason) {
@@ -134,8 +140,9 @@ impl Handler for Bench {
         if let Some(seen) = self.seen.get_mut(&id) {
             record(ctx, id, seen, &self.counters);
         }
-        self.counters
-            .end(matches!(reason, DeathReason::PongTimeout { .. }));
+        let planted = self.planted.remove(&id);
+        let timeout = matches!(reason, DeathReason::PongTimeout { .. });
+        self.counters.end_of(planted, timeout, None);
     }
 
     fn on_closed(&mut self, _: &mut Ctx<'_>, id: ConnId, _: DeathReason) {

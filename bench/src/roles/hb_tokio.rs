@@ -6,24 +6,28 @@
 use std::sync::Arc;
 
 use heartbeat_core::DeathReason;
-use heartbeat_tokio::{accept_tcp, connect, Event, Options, Registry};
+use heartbeat_tokio::{accept_tcp, connect, Error, Event, Options, Registry};
 use tokio::sync::Semaphore;
 
 use crate::args::{RoleArgs, Which};
 use crate::child::{self, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new());
+    let counters = Arc::new(Counters::new(args.planted));
     let rt = super::runtime()?;
     let c = counters.clone();
-    let options = super::tokio_options(args, move |e| observe(&c, e))?;
+    let server = args.which == Which::Server;
+    let options = super::tokio_options(args, move |e| observe(&c, e, server))?;
     let rx = child::commands(|| {});
     match args.which {
         Which::Server => {
             let registry = Registry::new();
+            // Shared: each connection's task holds a pointer, not its own copy.
+            let options = Arc::new(options);
             let (port, listeners) = rt.block_on(super::bind_all(args.addrs))?;
             for listener in listeners {
-                rt.spawn(serve(listener, options.clone(), registry.clone()));
+                let (options, registry) = (options.clone(), registry.clone());
+                rt.spawn(serve(listener, options, registry, counters.clone()));
             }
             child::emit(&serde_json::json!({ "ev": "listening", "port": port }));
             child::serve_commands(&rx, &counters, || registry.len() as u64, || {});
@@ -50,25 +54,40 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::process::exit(0);
 }
 
-/// Counts what the driver reports.
-fn observe(c: &Counters, e: &Event) {
+/// Counts what the driver reports. A server counts verdicts per connection
+/// instead (in `serve`), where it knows a planted peer's from the others.
+fn observe(c: &Counters, e: &Event, server: bool) {
     match e {
         Event::Pong { rtt, .. } => c.pong(*rtt),
         Event::Connected { .. } => c.open(),
-        Event::Dead { reason, .. } => c.end(matches!(reason, DeathReason::PongTimeout { .. })),
+        Event::Dead { reason, .. } if !server => {
+            c.end(matches!(reason, DeathReason::PongTimeout { .. }))
+        }
         _ => {}
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, options: Options, registry: Registry) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    options: Arc<Options>,
+    registry: Registry,
+    counters: Arc<Counters>,
+) {
     super::accept_loop(listener, "tokio", move |tcp| {
-        let (options, registry) = (options.clone(), registry.clone());
+        let (options, registry, counters) = (options.clone(), registry.clone(), counters.clone());
         async move {
+            let planted = counters.accepted();
             let Ok((_id, conn)) = accept_tcp(tcp, &options, &registry).await else {
                 return;
             };
             let (_tx, mut rx) = conn.split();
-            while rx.recv().await.is_ok() {}
+            let verdict = loop {
+                if let Err(e) = rx.recv().await {
+                    break e;
+                }
+            };
+            let timeout = matches!(verdict, Error::PeerUnresponsive { .. });
+            counters.end_of(planted, timeout, Some(rx.status().local_lag));
         }
     })
     .await

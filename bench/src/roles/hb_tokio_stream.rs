@@ -8,17 +8,19 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use heartbeat_core::DeathReason;
-use heartbeat_tokio::{small_buffers, Event, KeepAliveStream, Options};
+use heartbeat_tokio::{small_buffers, Error, Event, KeepAliveStream, Options};
 use tokio::sync::Semaphore;
 
 use crate::args::{RoleArgs, Which};
 use crate::child::{self, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new());
+    let counters = Arc::new(Counters::new(args.planted));
     let rt = super::runtime()?;
     let c = counters.clone();
-    let options = super::tokio_options(args, move |e| observe(&c, e))?;
+    // Shared: each connection's task holds a pointer, not its own 448-byte copy.
+    let server = args.which == Which::Server;
+    let options = Arc::new(super::tokio_options(args, move |e| observe(&c, e, server))?);
     let rx = child::commands(|| {});
     match args.which {
         Which::Server => {
@@ -52,24 +54,40 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::process::exit(0);
 }
 
-/// Counts what the connection reports.
-fn observe(c: &Counters, e: &Event) {
+/// Counts what the connection reports. A server counts verdicts per connection
+/// instead (in `serve`), where it knows a planted peer's from the others.
+fn observe(c: &Counters, e: &Event, server: bool) {
     match e {
         Event::Pong { rtt, .. } => c.pong(*rtt),
-        Event::Dead { reason, .. } => c.end(matches!(reason, DeathReason::PongTimeout { .. })),
+        Event::Dead { reason, .. } if !server => {
+            c.end(matches!(reason, DeathReason::PongTimeout { .. }))
+        }
         _ => {}
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, options: Options, counters: Arc<Counters>) {
+async fn serve(listener: tokio::net::TcpListener, options: Arc<Options>, counters: Arc<Counters>) {
     super::accept_loop(listener, "tokio-stream", move |tcp| {
         let (options, counters) = (options.clone(), counters.clone());
         async move {
+            let planted = counters.accepted();
             let Ok(mut ws) = KeepAliveStream::accept(tcp, &options).await else {
                 return;
             };
             counters.open();
-            while ws.next().await.is_some() {}
+            // Counted at the verdict (detection time); the stream then runs the
+            // close handshake before it ends.
+            let mut counted = false;
+            while let Some(item) = ws.next().await {
+                if let (Err(e), false) = (item, counted) {
+                    counted = true;
+                    let timeout = matches!(e, Error::PeerUnresponsive { .. });
+                    counters.end_of(planted, timeout, Some(ws.status().local_lag));
+                }
+            }
+            if !counted {
+                counters.end_of(planted, false, None);
+            }
         }
     })
     .await
@@ -77,7 +95,7 @@ async fn serve(listener: tokio::net::TcpListener, options: Options, counters: Ar
 
 async fn client(
     url: String,
-    options: Options,
+    options: Arc<Options>,
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
     n: usize,

@@ -19,7 +19,7 @@ use crate::args::{Impl, RoleArgs, Which};
 use crate::child::{self, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new());
+    let counters = Arc::new(Counters::new(args.planted));
     let rt = super::runtime()?;
     let ws_config = match args.imp {
         Impl::Loop4k => WebSocketConfig::default().read_buffer_size(4096),
@@ -132,6 +132,7 @@ async fn serve(
     super::accept_loop(listener, "loop", move |tcp| {
         let counters = counters.clone();
         async move {
+            let planted = counters.accepted();
             let _ = tcp.set_nodelay(true);
             let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config)).await
             else {
@@ -139,7 +140,7 @@ async fn serve(
             };
             counters.open();
             let end = heartbeat(ws, t, &counters).await;
-            counters.end(matches!(end, End::Timeout));
+            counters.end_of(planted, matches!(end, End::Timeout), None);
         }
     })
     .await

@@ -19,6 +19,7 @@
 //! - [`accept`] / [`accept_tcp`] and [`Registry`]: the server role per connection, a
 //!   registry that drops dead clients at detection time, and a
 //!   [`broadcast`](Registry::broadcast) that never waits on a slow or dead client.
+//!   [`accept_stream`] registers a lean [`KeepAliveStream`] instead of a driver task.
 //! - [`HeartbeatCodec`] / [`JsonCodec`]: heartbeats as application messages
 //!   (`{"type":"ping","timestamp":…}`) for services that do not use WebSocket pings.
 //!
@@ -80,6 +81,7 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+mod mailbox;
 mod net;
 mod options;
 mod protocol;
@@ -98,7 +100,7 @@ pub use heartbeat_transport::tungstenite::small_buffers;
 pub use net::set_nodelay;
 pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};
-pub use server::{accept, accept_tcp, BroadcastReport, ClientId, Registry};
+pub use server::{accept, accept_stream, accept_tcp, BroadcastReport, ClientId, Registry};
 pub use status::Status;
 pub use stream::KeepAliveStream;
 

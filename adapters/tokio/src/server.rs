@@ -1,5 +1,6 @@
-//! The server side: accept a connection into the heartbeat, and a registry of live
-//! clients that forgets dead ones by itself.
+//! The server side: accept a connection into the heartbeat (a driver task's
+//! [`KeepAlive`], or a lean [`KeepAliveStream`]), and a registry of live clients
+//! that forgets dead ones by itself.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,9 +17,11 @@ use heartbeat_core::HeartbeatMachine;
 use crate::clock::{sleep_until_opt, Clock};
 use crate::error::Error;
 use crate::handle::{KeepAlive, Sender};
+use crate::mailbox::{Mailbox, Offer, Registration};
 use crate::net::set_nodelay;
 use crate::options::Options;
 use crate::status::Status;
+use crate::stream::KeepAliveStream;
 
 /// A registered client's id, unique within its [`Registry`].
 pub type ClientId = u64;
@@ -73,8 +76,7 @@ where
     let weak = Arc::downgrade(&registry.inner);
     let on_dead = Box::new(move || {
         if let Some(inner) = weak.upgrade() {
-            lock(&inner).clients.remove(&id);
-            debug!(id, "client removed from registry");
+            remove(&inner, id);
         }
     });
     let keepalive = KeepAlive::spawn(ws, hb, clock, options, Some(on_dead));
@@ -82,7 +84,7 @@ where
     inner.clients.insert(
         id,
         Entry {
-            sender,
+            handle: Handle::Driver(sender),
             peer,
             dropped: 0,
         },
@@ -92,26 +94,82 @@ where
     Ok((id, keepalive))
 }
 
+/// Accepts a WebSocket on `stream` (with `TCP_NODELAY`) into a
+/// [`KeepAliveStream`] registered in `registry`: the lean server path, with no
+/// driver task and no channel per connection.
+///
+/// The stream is the connection: poll it in the task that serves the client (its
+/// heartbeat runs while it is polled) and send with it (it is a `Sink`). The
+/// registry counts it, knows its peer, and [`broadcast`](Registry::broadcast)s to
+/// it through a small mailbox the stream empties as it runs (bounded by
+/// `options.outbound_capacity`; a full one drops and counts, never waits). The
+/// stream leaves the registry at its verdict, at detection time, or when it is
+/// dropped. The registry has no [`Sender`] and no status for it
+/// ([`Registry::sender`] and [`Registry::status`] return `None`): the stream's
+/// [`status`](KeepAliveStream::status) is computed when asked, in its own task.
+/// The upgrade must finish within the machine's `connect_timeout`.
+pub async fn accept_stream(
+    stream: TcpStream,
+    options: &Options,
+    registry: &Registry,
+) -> Result<(ClientId, KeepAliveStream<TcpStream>), Error> {
+    set_nodelay(&stream).map_err(|e| Error::Connect(Arc::new(e.into())))?;
+    let peer = stream.peer_addr().ok();
+    let (ws, hb, clock) = Box::pin(upgrade(stream, options)).await?;
+    let mut conn = KeepAliveStream::from_parts(ws, hb, clock, options);
+    let mailbox = Arc::new(Mailbox::new(options.outbound_capacity));
+    let mut inner = registry.lock();
+    inner.next_id += 1;
+    let id = inner.next_id;
+    inner.clients.insert(
+        id,
+        Entry {
+            handle: Handle::Stream(mailbox.clone()),
+            peer,
+            dropped: 0,
+        },
+    );
+    drop(inner);
+    // Nothing runs until the stream is polled: it cannot leave before it joined.
+    conn.register(Registration {
+        id,
+        registry: Arc::downgrade(&registry.inner),
+        mailbox,
+    });
+    debug!(id, ?peer, "client registered (stream)");
+    Ok((id, conn))
+}
+
 /// Live clients of a server; dead ones are removed by their driver at detection time.
 ///
 /// Cheap to clone (an `Arc`); the lock is never held across an `.await`.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<RegistryInner>>,
 }
 
+/// The registry's state, behind its lock.
 #[derive(Debug, Default)]
-struct Inner {
+pub(crate) struct RegistryInner {
     next_id: ClientId,
     clients: HashMap<ClientId, Entry>,
 }
 
 #[derive(Debug)]
 struct Entry {
-    sender: Sender,
+    handle: Handle,
     peer: Option<SocketAddr>,
     /// Broadcast messages dropped because this client's queue was full.
     dropped: u64,
+}
+
+/// How the registry reaches a client.
+#[derive(Debug)]
+enum Handle {
+    /// A [`KeepAlive`]'s driver task, through its command channel.
+    Driver(Sender),
+    /// A [`KeepAliveStream`], through its mailbox.
+    Stream(Arc<Mailbox>),
 }
 
 /// What a [`Registry::broadcast`] did.
@@ -151,9 +209,12 @@ impl Registry {
         self.lock().clients.contains_key(&id)
     }
 
-    /// `id`'s heartbeat snapshot.
+    /// `id`'s heartbeat snapshot; `None` for a [`KeepAliveStream`] (ask the stream).
     pub fn status(&self, id: ClientId) -> Option<Status> {
-        self.lock().clients.get(&id).map(|e| e.sender.status())
+        match &self.lock().clients.get(&id)?.handle {
+            Handle::Driver(sender) => Some(sender.status()),
+            Handle::Stream(_) => None,
+        }
     }
 
     /// `id`'s peer address, if it was accepted over TCP.
@@ -161,9 +222,13 @@ impl Registry {
         self.lock().clients.get(&id).and_then(|e| e.peer)
     }
 
-    /// A sending handle for `id`.
+    /// A sending handle for `id`; `None` for a [`KeepAliveStream`] (send with the
+    /// stream, or broadcast).
     pub fn sender(&self, id: ClientId) -> Option<Sender> {
-        self.lock().clients.get(&id).map(|e| e.sender.clone())
+        match &self.lock().clients.get(&id)?.handle {
+            Handle::Driver(sender) => Some(sender.clone()),
+            Handle::Stream(_) => None,
+        }
     }
 
     /// Broadcast messages dropped for `id` because its queue was full.
@@ -178,24 +243,38 @@ impl Registry {
     pub fn broadcast(&self, msg: &Message) -> BroadcastReport {
         let mut report = BroadcastReport::default();
         for entry in self.lock().clients.values_mut() {
-            match entry.sender.try_send(msg.clone()) {
-                Ok(true) => report.queued += 1,
-                Ok(false) => {
+            let offer = match &entry.handle {
+                Handle::Driver(sender) => match sender.try_send(msg.clone()) {
+                    Ok(true) => Offer::Queued,
+                    Ok(false) => Offer::Full,
+                    Err(_) => Offer::Gone,
+                },
+                Handle::Stream(mailbox) => mailbox.offer(msg),
+            };
+            match offer {
+                Offer::Queued => report.queued += 1,
+                Offer::Full => {
                     entry.dropped += 1;
                     report.dropped += 1;
                 }
-                Err(_) => report.gone += 1,
+                Offer::Gone => report.gone += 1,
             }
         }
         report
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, RegistryInner> {
         lock(&self.inner)
     }
 }
 
-fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+/// Removes `id` (its connection is over).
+pub(crate) fn remove(inner: &Mutex<RegistryInner>, id: ClientId) {
+    lock(inner).clients.remove(&id);
+    debug!(id, "client removed from registry");
+}
+
+fn lock(m: &Mutex<RegistryInner>) -> MutexGuard<'_, RegistryInner> {
     // Every critical section is a single map operation: a panic cannot leave the
     // map inconsistent, so a poisoned lock is still safe to use.
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::core::{Core, Turn};
 use crate::driver::WRITE_QUEUE;
 use crate::error::Error;
+use crate::mailbox::Registration;
 use crate::options::Options;
 use crate::status::Status;
 
@@ -44,6 +45,9 @@ pub struct KeepAliveStream<S> {
     inbox: VecDeque<Message>,
     pending_verdict: Option<Error>,
     ended: bool,
+    /// Its place in a [`Registry`](crate::Registry) ([`accept_stream`](crate::accept_stream)):
+    /// broadcasts arrive through it; dropped at the verdict, which removes the entry.
+    registration: Option<Registration>,
 }
 
 impl<S> KeepAliveStream<S>
@@ -78,7 +82,13 @@ where
             inbox: VecDeque::new(),
             pending_verdict: None,
             ended: false,
+            registration: None,
         }
+    }
+
+    /// Joins a registry: broadcasts arrive through `registration`'s mailbox.
+    pub(crate) fn register(&mut self, registration: Registration) {
+        self.registration = Some(registration);
     }
 
     /// Starts a close handshake with `code`; keep polling the stream until it ends.
@@ -129,17 +139,23 @@ where
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.core.poll_turn(cx, false) {
-            Poll::Ready(Turn::Data(msg)) => Poll::Ready(Some(Ok(msg))),
-            Poll::Ready(Turn::Dead(err)) => {
-                self.terminal = Some(err.clone());
-                Poll::Ready(Some(Err(err)))
-            }
-            Poll::Ready(Turn::Disconnected) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        loop {
+            self.take_mail(cx);
+            return match self.core.poll_turn(cx, false) {
+                Poll::Ready(Turn::Data(msg)) => Poll::Ready(Some(Ok(msg))),
+                Poll::Ready(Turn::Dead(err)) => {
+                    self.dead(&err);
+                    Poll::Ready(Some(Err(err)))
+                }
+                Poll::Ready(Turn::Disconnected) => {
+                    self.ended = true;
+                    self.registration = None;
+                    Poll::Ready(None)
+                }
+                // The turn may have made room in the writer for waiting broadcasts.
+                Poll::Pending if self.mail_fits() => continue,
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }
@@ -225,16 +241,48 @@ where
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Turn::Dead(err)) => {
-                self.terminal = Some(err.clone());
+                self.dead(&err);
                 self.pending_verdict = Some(err.clone());
                 Poll::Ready(Err(err))
             }
             Poll::Ready(Turn::Disconnected) => {
                 self.ended = true;
+                self.registration = None;
                 Poll::Ready(Err(self.over()))
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// The verdict: sends fail with it from now on, and a registered stream leaves
+    /// its registry now, at detection time.
+    fn dead(&mut self, err: &Error) {
+        self.terminal = Some(err.clone());
+        self.registration = None;
+    }
+
+    /// Moves broadcasts waiting in the mailbox into the writer, as far as it has
+    /// room (the rest wait, and the mailbox drops what overflows).
+    fn take_mail(&mut self, cx: &mut Context<'_>) {
+        let Some(reg) = &self.registration else {
+            return;
+        };
+        let room = if self.check_open().is_ok() {
+            WRITE_QUEUE.saturating_sub(self.core.queued())
+        } else {
+            0
+        };
+        let core = &mut self.core;
+        reg.mailbox.take(cx.waker(), room, |msg| core.send(msg));
+    }
+
+    /// Broadcasts wait and the writer has room for them.
+    fn mail_fits(&self) -> bool {
+        self.registration
+            .as_ref()
+            .is_some_and(|r| r.mailbox.has_mail())
+            && self.core.queued() < WRITE_QUEUE
+            && self.check_open().is_ok()
     }
 
     /// Why the connection is over: the verdict the stream gave, or (before it was

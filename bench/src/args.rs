@@ -120,9 +120,11 @@ pub enum Which {
 /// An implementation under test.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Impl {
-    /// heartbeat-tokio: `accept_tcp` + `Registry`, `connect` + `Options::observe`.
+    /// heartbeat-tokio's `KeepAlive` (a driver task and channels per connection):
+    /// `accept_tcp` + `Registry`, `connect` (reconnecting) + `Options::observe`.
     Tokio,
-    /// heartbeat-tokio's `KeepAliveStream`: the heartbeat in the application's task.
+    /// heartbeat-tokio's lean path, `KeepAliveStream` (the heartbeat in the
+    /// application's task): `accept_stream` + `Registry`, `KeepAliveStream::connect`.
     TokioStream,
     /// heartbeat-mio: one `Driver` per process.
     Mio,
@@ -137,8 +139,8 @@ pub enum Impl {
 impl fmt::Display for Impl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Impl::Tokio => "heartbeat-tokio",
-            Impl::TokioStream => "heartbeat-tokio (stream)",
+            Impl::Tokio => "heartbeat-tokio KeepAlive",
+            Impl::TokioStream => "heartbeat-tokio stream",
             Impl::Mio => "heartbeat-mio",
             Impl::Loop4k => "loop4k",
             Impl::Loop => "loop",

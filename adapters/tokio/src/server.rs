@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
@@ -290,12 +290,25 @@ pub(crate) async fn upgrade<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
+    attempt(handshake, options).await
+}
+
+/// One connection attempt of a single connection (`handshake`: a server's upgrade
+/// or a client's connect), bounded by its machine's `connect_timeout`; returns the
+/// machine, already told the connection is up, and the clock it is fed from.
+pub(crate) async fn attempt<S, F>(
+    handshake: F,
+    options: &Options,
+) -> Result<(WebSocketStream<S>, HeartbeatMachine, Clock), Error>
+where
+    F: core::future::Future<Output = Result<WebSocketStream<S>, tungstenite::Error>>,
+{
     let clock = Clock::start();
     let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
     hb.connect(clock.now());
-    while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
+    while hb.poll_action().is_some() {} // Connect: the handshake is the attempt
     let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
     let ws = tokio::select! {
         r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
         _ = sleep_until_opt(limit) => {

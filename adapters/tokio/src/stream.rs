@@ -10,7 +10,7 @@ use heartbeat_core::{CloseCode, HeartbeatMachine};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::clock::Clock;
 use crate::core::{Core, Turn};
@@ -119,6 +119,27 @@ impl KeepAliveStream<TcpStream> {
         // Boxed: the handshake's state (about 2.7 KiB) lives on the heap while it
         // runs, so the task that awaits this is sized by the stream, not by it.
         let (ws, hb, clock) = Box::pin(crate::server::upgrade(stream, options)).await?;
+        Ok(Self::from_parts(ws, hb, clock, options))
+    }
+}
+
+impl KeepAliveStream<MaybeTlsStream<TcpStream>> {
+    /// Connects to `url` (`ws://`) with `TCP_NODELAY` and `options.websocket`, the
+    /// attempt bounded by the machine's `connect_timeout`, and starts the heartbeat
+    /// on it: the lean client, one connection that does not reconnect by itself
+    /// (see [`connect`](crate::connect) for the reconnecting client with backoff).
+    pub async fn connect(
+        url: &str,
+        options: &Options,
+    ) -> Result<KeepAliveStream<MaybeTlsStream<TcpStream>>, Error> {
+        let handshake = async {
+            tokio_tungstenite::connect_async_with_config(url, Some(options.websocket), true)
+                .await
+                .map(|(ws, _response)| ws)
+        };
+        // Boxed: the connect future (DNS, TCP, handshake: about 3.7 KiB) is freed
+        // when it ends instead of sizing the caller's task for the connection's life.
+        let (ws, hb, clock) = Box::pin(crate::server::attempt(handshake, options)).await?;
         Ok(Self::from_parts(ws, hb, clock, options))
     }
 }

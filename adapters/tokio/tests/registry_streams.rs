@@ -130,3 +130,44 @@ async fn a_silent_client_leaves_the_registry_at_detection_time_not_after_the_clo
     assert_eq!(registry.broadcast(&Message::text("still here")).queued, 1);
     assert!(!reader.is_finished());
 }
+
+#[tokio::test]
+async fn a_lean_client_stream_heartbeats_with_a_registered_server_stream() {
+    common::init_tracing();
+    let registry = Registry::new();
+    let url = stream_server(options(Role::Server, 100, 500, 500), registry.clone()).await;
+    let client_options = options(Role::Client, 100, 500, 500);
+    let mut ws = heartbeat_tokio::KeepAliveStream::connect(&url, &client_options)
+        .await
+        .unwrap();
+    wait_until(ms(2000), || registry.len() == 1).await;
+    // Poll it for a few intervals: both ends ping, and both see pongs.
+    let _ = tokio::time::timeout(ms(450), ws.next()).await;
+    let status = ws.status();
+    assert!(status.stats.pongs_matched >= 2, "{status:?}");
+    assert!(status.rtt.last.is_some());
+    assert_eq!(status.stats.pong_timeouts, 0);
+}
+
+#[tokio::test]
+async fn a_lean_client_gives_up_an_unanswered_upgrade_at_the_connect_timeout() {
+    // Accepts TCP, never answers the upgrade.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    let opts = Options::new(common::config_connect(Role::Client, 100, 100, 100, 300));
+    let started = Instant::now();
+    let result = heartbeat_tokio::KeepAliveStream::connect(&url, &opts).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(heartbeat_tokio::Error::ConnectTimeout(t)) if t == ms(300)),
+        "{:?}",
+        result.err()
+    );
+    assert!(took >= ms(300) && took < ms(1300), "{took:?}");
+}

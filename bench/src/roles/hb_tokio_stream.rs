@@ -1,14 +1,16 @@
-//! heartbeat-tokio's lean path: `KeepAliveStream`, the heartbeat inside the
-//! application's own task (one task per connection, no channels), polled in a
-//! `while let Some(..) = ws.next().await` loop as a hand-written loop would be. The
-//! client reconnects after one interval when a connection ends, like the
-//! hand-written loop. `Options::observe` counts pongs, RTT and verdicts.
+//! heartbeat-tokio's lean path, as its README shows it: `KeepAliveStream`, the
+//! heartbeat inside the application's own task (one task per connection, no
+//! channels), polled in a `while let Some(..) = ws.next().await` loop as a
+//! hand-written loop would be. The server accepts with `accept_stream` into a
+//! `Registry`; the client opens each connection with `KeepAliveStream::connect`
+//! and reconnects after one interval when it ends, like the hand-written loop.
+//! `Options::observe` counts pongs, RTT and verdicts.
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use heartbeat_core::DeathReason;
-use heartbeat_tokio::{small_buffers, Error, Event, KeepAliveStream, Options};
+use heartbeat_tokio::{accept_stream, Error, Event, KeepAliveStream, Options, Registry};
 use tokio::sync::Semaphore;
 
 use crate::args::{RoleArgs, Which};
@@ -24,13 +26,14 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let rx = child::commands(|| {});
     match args.which {
         Which::Server => {
+            let registry = Registry::new();
             let (port, listeners) = rt.block_on(super::bind_all(args.addrs))?;
             for listener in listeners {
-                rt.spawn(serve(listener, options.clone(), counters.clone()));
+                let (options, registry) = (options.clone(), registry.clone());
+                rt.spawn(serve(listener, options, registry, counters.clone()));
             }
             child::emit(&serde_json::json!({ "ev": "listening", "port": port }));
-            let held = counters.clone();
-            child::serve_commands(&rx, &counters, || held.live_now(), || {});
+            child::serve_commands(&rx, &counters, || registry.len() as u64, || {});
         }
         _ => {
             child::emit(&serde_json::json!({ "ev": "ready" }));
@@ -66,12 +69,18 @@ fn observe(c: &Counters, e: &Event, server: bool) {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, options: Arc<Options>, counters: Arc<Counters>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    options: Arc<Options>,
+    registry: Registry,
+    counters: Arc<Counters>,
+) {
     super::accept_loop(listener, "tokio-stream", move |tcp| {
-        let (options, counters) = (options.clone(), counters.clone());
+        let (options, registry) = (options.clone(), registry.clone());
+        let counters = counters.clone();
         async move {
             let planted = counters.accepted();
-            let Ok(mut ws) = KeepAliveStream::accept(tcp, &options).await else {
+            let Ok((_id, mut ws)) = accept_stream(tcp, &options, &registry).await else {
                 return;
             };
             counters.open();
@@ -103,15 +112,11 @@ async fn client(
 ) {
     let mut permit = Some(gate.acquire_owned().await);
     loop {
-        let connected =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(small_buffers()), true)
-                .await;
-        if let Ok((raw, _)) = connected {
+        if let Ok(mut ws) = KeepAliveStream::connect(&url, &options).await {
             if permit.take().is_some() {
                 counters.first_open(n);
             }
             counters.open();
-            let mut ws = KeepAliveStream::new(raw, &options);
             while ws.next().await.is_some() {}
         }
         tokio::time::sleep(interval).await;

@@ -34,8 +34,10 @@ use crate::status::Status;
 /// The stream yields data messages, then `Err` with the verdict (at detection
 /// time), then keeps running the close handshake and ends (`None`) when the
 /// machine lets go of the socket. [`status`](Self::status) is computed when asked.
-/// For a connection other tasks send to, or a reconnecting client, use
-/// [`KeepAlive`](crate::KeepAlive) and [`connect`](crate::connect).
+/// A server registers its streams with [`accept_stream`](crate::accept_stream), so
+/// a [`Registry`](crate::Registry) counts them, broadcasts to them and forgets each
+/// at its verdict. For a connection other tasks send to, or a reconnecting client,
+/// use [`KeepAlive`](crate::KeepAlive) and [`connect`](crate::connect).
 pub struct KeepAliveStream<S> {
     core: Core<S, HeartbeatMachine>,
     /// The verdict, once given: what sends fail with from then on.

@@ -116,8 +116,9 @@ fn planted_note(cli: &Cli) -> String {
     format!(
         " {} of the {} connections are planted dead peers: a separate client process opens them \
          first and is SIGSTOPped as the window starts; the server must declare each dead within \
-         interval + timeout + min(local lag, max_local_lag) + one more timeout (the write delay \
-         or stall allowance), {:?} + lag.",
+         interval + 2 × (timeout + L) + 3 × l (L: the local lag its verdict allowed for, capped at \
+         max_local_lag; l: its timers' lateness, which L measures; the second timeout is the fresh \
+         probe after a deadline found late), {:?} + 5 × L.",
         cli.planted,
         cli.conns,
         cli.interval + cli.timeout * 2

@@ -118,7 +118,7 @@ pub fn render_planted(cli: &Cli, runs: &[Run]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Planted dead peers (server side), bound = interval + 2 × timeout + local lag = {:.2} s + lag:\n",
+        "Planted dead peers (server side), bound = interval + 2 × timeout + 5 × local lag = {:.2} s + 5 × lag:\n",
         base.as_secs_f64()
     );
     let _ = writeln!(
@@ -145,7 +145,7 @@ pub fn render_planted(cli: &Cli, runs: &[Run]) -> String {
             .iter()
             .filter(|(delay, lag)| {
                 let lag = lag.unwrap_or(0).min(MAX_LOCAL_LAG_US);
-                *delay <= base.as_micros() as u64 + lag
+                *delay <= base.as_micros() as u64 + 5 * lag
             })
             .count();
         let _ = writeln!(
@@ -165,9 +165,14 @@ pub fn render_planted(cli: &Cli, runs: &[Run]) -> String {
     let _ = writeln!(
         s,
         "\n- detected: the server's pong-timeout verdicts on planted peers (not counted as false \
-         deaths). Delays run from the SIGSTOP (wall clock, read by the parent and the server). \
-         Lag: what the verdict allowed for (`Event::Dead`/`Status::local_lag`, capped at the \
-         default `max_local_lag`, 5 s); n/a where the implementation does not report it (counted as 0)."
+         deaths), as the application learns them. Delays run from the SIGSTOP (wall clock, read by \
+         the parent and the server). Lag L: what the verdict allowed for (`Status::local_lag`, \
+         capped at the default `max_local_lag`, 5 s); n/a where the implementation does not report \
+         it (counted as 0).\n\
+         - bound: the next ping is due within the interval and its timer may run late by l; its pong \
+         deadline is the timeout plus L, found late by l; a deadline found later than timeout / 4 is \
+         taken for our own stall and gets one fresh probe (timeout + L, late by l) before the \
+         verdict: interval + 2 × (timeout + L) + 3 × l, with l, the timers' lateness, measured by L."
     );
     s
 }

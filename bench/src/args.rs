@@ -101,7 +101,8 @@ pub struct RoleArgs {
     /// The child exits by itself after this many seconds, whatever happens.
     #[arg(long, default_value_t = 600)]
     pub lifetime: u64,
-    /// Server: the first this many accepted connections are planted dead peers.
+    /// Client: this is the planted dead peers' process; each connection first
+    /// sends the planted mark (server: ignored).
     #[arg(long, default_value_t = 0)]
     pub planted: usize,
 }

@@ -12,7 +12,7 @@
 use core::time::Duration;
 use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,22 +34,15 @@ pub struct Counters {
     first: AtomicU64,
     /// RTT of matched pongs since `mark`.
     pub rtt: Histogram,
-    /// Server: how many of the first accepted connections are planted dead peers
-    /// (the parent opens them before any other, from a process it stops later).
-    planted: usize,
-    /// Server: connections accepted so far, to tell the planted ones.
-    accepted: AtomicUsize,
     /// Server: our pong-timeout verdicts on planted peers, as (wall-clock µs since
     /// the Unix epoch, local lag the verdict allowed for in µs if known).
     detections: Mutex<Vec<(u64, Option<u64>)>>,
 }
 
 impl Counters {
-    /// All zero; the first `planted` accepted connections are planted dead peers.
-    pub fn new(planted: usize) -> Counters {
+    /// All zero.
+    pub fn new() -> Counters {
         Counters {
-            planted,
-            accepted: AtomicUsize::new(0),
             detections: Mutex::new(Vec::new()),
             pongs: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
@@ -80,13 +73,6 @@ impl Counters {
         if timeout {
             self.timeouts.fetch_add(1, Relaxed);
         }
-    }
-
-    /// Server: a connection was accepted; whether it is a planted dead peer. Call
-    /// once per accepted connection, before its handshake ends: the planted
-    /// peers' connections all open before any other does.
-    pub fn accepted(&self) -> bool {
-        self.accepted.fetch_add(1, Relaxed) < self.planted
     }
 
     /// A connection ended; `planted` if it was a planted dead peer's, whose
@@ -248,6 +234,16 @@ pub fn bound_lifetime(secs: u64) {
         eprintln!("heartbeat-bench child: lifetime of {secs} s over, exiting");
         std::process::exit(3);
     });
+}
+
+/// The text message a planted peer's client sends first on each of its
+/// connections, so the server tells them from the others whatever order they
+/// open in (reconnects included).
+pub const PLANTED_MARK: &str = "planted dead peer";
+
+/// Whether `msg` is [`PLANTED_MARK`].
+pub fn is_mark(msg: &tokio_tungstenite::tungstenite::Message) -> bool {
+    matches!(msg, tokio_tungstenite::tungstenite::Message::Text(t) if t.as_str() == PLANTED_MARK)
 }
 
 /// Connection attempts in flight at once on a client: more would overflow the

@@ -144,19 +144,19 @@ fn run_one(
         ramp: ramp(cli),
         planted,
     };
-    let mut server = Proc::spawn(
-        command(&role(Which::Server, 0, cli.conns, planted)),
-        "server",
-    )?;
+    let mut server = Proc::spawn(command(&role(Which::Server, 0, cli.conns, 0)), "server")?;
     let listening = server.expect("listening", Duration::from_secs(30))?;
     let port = listening["port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .ok_or("server reported no port")?;
     let server_base = server.rss()?;
-    // The planted peers connect first, so they are the server's first accepts.
+    // The planted peers open first; each of their connections sends the mark.
     let dead_peer = if planted > 0 {
-        let mut p = Proc::spawn(command(&role(Which::Client, port, planted, 0)), "planted")?;
+        let mut p = Proc::spawn(
+            command(&role(Which::Client, port, planted, planted)),
+            "planted",
+        )?;
         p.expect("ready", Duration::from_secs(30))?;
         p.send("connect")?;
         p.expect("opened", Duration::from_secs(connect_secs(cli)))?;

@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use heartbeat_core::{Config, DeathReason, Role};
 use heartbeat_mio::{ConnId, Ctx, Driver, Handler, Options};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::args::{RoleArgs, Which};
 use crate::child::{self, Cmd, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new(args.planted));
+    let counters = Arc::new(Counters::new());
     let server = args.which == Which::Server;
     let role = if server { Role::Server } else { Role::Client };
     let config = Config::builder()
@@ -34,6 +35,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
         first: HashSet::new(),
         planted: HashSet::new(),
         n: args.conns,
+        mark: args.planted > 0,
         client: !server,
     };
     let mut driver = Driver::new(Options::new(config), handler)?;
@@ -116,8 +118,10 @@ struct Bench {
     seen: HashMap<ConnId, u64>,
     /// Client connections that opened at least once.
     first: HashSet<ConnId>,
-    /// Server connections to planted dead peers (the first ones to open).
+    /// Server connections to planted dead peers (they sent the planted mark).
     planted: HashSet<ConnId>,
+    /// Client: this is the planted peers' process; send the mark on each open.
+    mark: bool,
     n: usize,
     client: bool,
 }
@@ -130,7 +134,13 @@ impl Handler for Bench {
         if self.client && self.first.insert(id) {
             self.counters.first_open(self.n);
         }
-        if !self.client && self.counters.accepted() {
+        if self.client && self.mark {
+            let _ = ctx.send(id, Message::text(child::PLANTED_MARK));
+        }
+    }
+
+    fn on_message(&mut self, _: &mut Ctx<'_>, id: ConnId, msg: Message) {
+        if !self.client && child::is_mark(&msg) {
             self.planted.insert(id);
         }
     }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use heartbeat_core::DeathReason;
+use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{accept_tcp, connect, Error, Event, Options, Registry};
 use tokio::sync::Semaphore;
 
@@ -13,7 +14,7 @@ use crate::args::{RoleArgs, Which};
 use crate::child::{self, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new(args.planted));
+    let counters = Arc::new(Counters::new());
     let rt = super::runtime()?;
     let c = counters.clone();
     let server = args.which == Which::Server;
@@ -34,6 +35,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             child::emit(&serde_json::json!({ "ev": "ready" }));
+            let mark = args.planted > 0;
             let gate = Arc::new(Semaphore::new(child::CONNECT_CONCURRENCY));
             let held = counters.clone();
             child::serve_commands(
@@ -44,7 +46,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                     super::spawn_clients(&rt, args, |url| {
                         let (options, gate, counters) =
                             (options.clone(), gate.clone(), counters.clone());
-                        client(url, options, gate, counters, args.conns)
+                        client(url, options, gate, counters, args.conns, mark)
                     })
                 },
             );
@@ -76,14 +78,15 @@ async fn serve(
     super::accept_loop(listener, "tokio", move |tcp| {
         let (options, registry, counters) = (options.clone(), registry.clone(), counters.clone());
         async move {
-            let planted = counters.accepted();
             let Ok((_id, conn)) = accept_tcp(tcp, &options, &registry).await else {
                 return;
             };
             let (_tx, mut rx) = conn.split();
+            let mut planted = false;
             let verdict = loop {
-                if let Err(e) = rx.recv().await {
-                    break e;
+                match rx.recv().await {
+                    Ok(msg) => planted |= child::is_mark(&msg),
+                    Err(e) => break e,
                 }
             };
             let timeout = matches!(verdict, Error::PeerUnresponsive { .. });
@@ -99,6 +102,7 @@ async fn client(
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
     n: usize,
+    mark: bool,
 ) {
     let permit = gate.acquire_owned().await;
     let mut connections = connect(url, options);
@@ -107,7 +111,10 @@ async fn client(
         if first.take().is_some() {
             counters.first_open(n);
         }
-        let (_tx, mut rx) = conn.split();
+        let (tx, mut rx) = conn.split();
+        if mark {
+            let _ = tx.send(Message::text(child::PLANTED_MARK)).await;
+        }
         while rx.recv().await.is_ok() {}
     }
 }

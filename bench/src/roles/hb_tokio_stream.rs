@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::DeathReason;
+use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{accept_stream, Error, Event, KeepAliveStream, Options, Registry};
 use tokio::sync::Semaphore;
 
@@ -17,7 +18,7 @@ use crate::args::{RoleArgs, Which};
 use crate::child::{self, Counters};
 
 pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let counters = Arc::new(Counters::new(args.planted));
+    let counters = Arc::new(Counters::new());
     let rt = super::runtime()?;
     let c = counters.clone();
     // Shared: each connection's task holds a pointer, not its own 448-byte copy.
@@ -40,6 +41,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
             let gate = Arc::new(Semaphore::new(child::CONNECT_CONCURRENCY));
             let held = counters.clone();
             let interval = args.interval;
+            let mark = args.planted > 0;
             child::serve_commands(
                 &rx,
                 &counters,
@@ -48,7 +50,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                     super::spawn_clients(&rt, args, |url| {
                         let (options, gate, counters) =
                             (options.clone(), gate.clone(), counters.clone());
-                        client(url, options, gate, counters, args.conns, interval)
+                        client(url, options, gate, counters, args.conns, interval, mark)
                     })
                 },
             );
@@ -79,15 +81,17 @@ async fn serve(
         let (options, registry) = (options.clone(), registry.clone());
         let counters = counters.clone();
         async move {
-            let planted = counters.accepted();
             let Ok((_id, mut ws)) = accept_stream(tcp, &options, &registry).await else {
                 return;
             };
             counters.open();
             // Counted at the verdict (detection time); the stream then runs the
             // close handshake before it ends.
-            let mut counted = false;
+            let (mut counted, mut planted) = (false, false);
             while let Some(item) = ws.next().await {
+                if let Ok(msg) = &item {
+                    planted |= child::is_mark(msg);
+                }
                 if let (Err(e), false) = (item, counted) {
                     counted = true;
                     let timeout = matches!(e, Error::PeerUnresponsive { .. });
@@ -109,6 +113,7 @@ async fn client(
     counters: Arc<Counters>,
     n: usize,
     interval: std::time::Duration,
+    mark: bool,
 ) {
     let mut permit = Some(gate.acquire_owned().await);
     loop {
@@ -117,6 +122,9 @@ async fn client(
                 counters.first_open(n);
             }
             counters.open();
+            if mark {
+                let _ = ws.send(Message::text(child::PLANTED_MARK)).await;
+            }
             while ws.next().await.is_some() {}
         }
         tokio::time::sleep(interval).await;

@@ -57,6 +57,13 @@ pub struct Cli {
     /// with a run without it.
     #[arg(long)]
     pub idle_only: bool,
+    /// Plant this many truly dead peers among the N connections: a separate client
+    /// process opens them first and is SIGSTOPped when the measured window starts,
+    /// so the server's connections to it fall silent (its kernel still ACKs). The
+    /// server must declare each dead; those verdicts are detections, not false
+    /// deaths. Not for `python`.
+    #[arg(long, default_value_t = 0)]
+    pub planted: usize,
     /// Server addresses 127.0.0.1 .. 127.0.0.K the connections are spread over
     /// (default: one per 5,000 connections).
     #[arg(long)]
@@ -110,6 +117,10 @@ pub struct RoleArgs {
     /// Server: ping only idle connections (heartbeat-mio).
     #[arg(long)]
     pub idle_only: bool,
+    /// Client: this is the planted dead peers' process; each connection first
+    /// sends the planted mark (server: ignored).
+    #[arg(long, default_value_t = 0)]
+    pub planted: usize,
 }
 
 /// A child's role.
@@ -126,9 +137,11 @@ pub enum Which {
 /// An implementation under test.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Impl {
-    /// heartbeat-tokio: `accept_tcp` + `Registry`, `connect` + `Options::observe`.
+    /// heartbeat-tokio's `KeepAlive` (a driver task and channels per connection):
+    /// `accept_tcp` + `Registry`, `connect` (reconnecting) + `Options::observe`.
     Tokio,
-    /// heartbeat-tokio's `KeepAliveStream`: the heartbeat in the application's task.
+    /// heartbeat-tokio's lean path, `KeepAliveStream` (the heartbeat in the
+    /// application's task): `accept_stream` + `Registry`, `KeepAliveStream::connect`.
     TokioStream,
     /// heartbeat-mio: one `Driver` per process.
     Mio,
@@ -143,8 +156,8 @@ pub enum Impl {
 impl fmt::Display for Impl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Impl::Tokio => "heartbeat-tokio",
-            Impl::TokioStream => "heartbeat-tokio (stream)",
+            Impl::Tokio => "heartbeat-tokio KeepAlive",
+            Impl::TokioStream => "heartbeat-tokio stream",
             Impl::Mio => "heartbeat-mio",
             Impl::Loop4k => "loop4k",
             Impl::Loop => "loop",

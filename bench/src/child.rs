@@ -13,7 +13,8 @@ use core::time::Duration;
 use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hist::Histogram;
 
@@ -33,12 +34,16 @@ pub struct Counters {
     first: AtomicU64,
     /// RTT of matched pongs since `mark`.
     pub rtt: Histogram,
+    /// Server: our pong-timeout verdicts on planted peers, as (wall-clock µs since
+    /// the Unix epoch, local lag the verdict allowed for in µs if known).
+    detections: Mutex<Vec<(u64, Option<u64>)>>,
 }
 
 impl Counters {
     /// All zero.
     pub fn new() -> Counters {
         Counters {
+            detections: Mutex::new(Vec::new()),
             pongs: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             lost: AtomicU64::new(0),
@@ -70,6 +75,22 @@ impl Counters {
         }
     }
 
+    /// A connection ended; `planted` if it was a planted dead peer's, whose
+    /// pong-timeout verdict is a detection (timed on the wall clock, which the
+    /// parent also reads when it stops the peer), never a false death.
+    pub fn end_of(&self, planted: bool, timeout: bool, lag: Option<Duration>) {
+        if !planted {
+            return self.end(timeout);
+        }
+        self.lost.fetch_add(1, Relaxed);
+        self.live.fetch_sub(1, Relaxed);
+        if timeout {
+            let at = unix_us();
+            let lag = lag.map(|l| l.as_micros() as u64);
+            lock(&self.detections).push((at, lag));
+        }
+    }
+
     /// A client's connection opened for the first time; prints `opened` when this
     /// was the `n`th.
     pub fn first_open(&self, n: usize) {
@@ -98,6 +119,7 @@ impl Counters {
             "p50_us": s.p50,
             "p99_us": s.p99,
             "max_us": s.max,
+            "planted": lock(&self.detections).clone(),
         })
     }
 
@@ -166,6 +188,19 @@ pub fn serve_commands(
     }
 }
 
+/// Microseconds since the Unix epoch: the one clock the parent and its children
+/// can compare.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A push cannot leave the list half-written.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Prints one JSON line on stdout.
 pub fn emit(v: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
@@ -199,6 +234,16 @@ pub fn bound_lifetime(secs: u64) {
         eprintln!("heartbeat-bench child: lifetime of {secs} s over, exiting");
         std::process::exit(3);
     });
+}
+
+/// The text message a planted peer's client sends first on each of its
+/// connections, so the server tells them from the others whatever order they
+/// open in (reconnects included).
+pub const PLANTED_MARK: &str = "planted dead peer";
+
+/// Whether `msg` is [`PLANTED_MARK`].
+pub fn is_mark(msg: &tokio_tungstenite::tungstenite::Message) -> bool {
+    matches!(msg, tokio_tungstenite::tungstenite::Message::Text(t) if t.as_str() == PLANTED_MARK)
 }
 
 /// Connection attempts in flight at once on a client: more would overflow the

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p heartbeat-bench -- --conns 1000 --interval 1s --timeout 1s --secs 30 \
 //!     [--impl tokio,mio,loop4k,loop,python] [--reps 2] [--hog] [--syscalls] [--idle-only]
+//!     [--planted K]
 //! ```
 //!
 //! `--syscalls` adds each process's system calls per round trip (counted with
@@ -54,10 +55,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if cli.planted >= cli.conns {
+        eprintln!("--planted must be less than --conns: the planted peers are among the N");
+        return ExitCode::from(2);
+    }
     println!("{}\n", header(&cli));
     let runs = parent::run_all(&cli);
     println!("\n{}", table::render(&cli, &runs));
     println!("{}", table::legend(&cli));
+    print!("{}", table::render_planted(&cli, &runs));
     if runs.iter().any(|r| r.result.is_err()) {
         return ExitCode::FAILURE;
     }
@@ -90,6 +96,9 @@ fn header(cli: &Cli) -> String {
     if cli.idle_only {
         cmd += " --idle-only";
     }
+    if cli.planted > 0 {
+        cmd += &format!(" --planted {}", cli.planted);
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "`{cmd}`\n\n{} connections per implementation over {} server address(es) 127.0.0.1.., \
@@ -108,6 +117,23 @@ fn header(cli: &Cli) -> String {
         } else {
             ""
         }
+    ) + &planted_note(cli)
+}
+
+/// What `--planted` adds to the run, and the bound its detections are held to.
+fn planted_note(cli: &Cli) -> String {
+    if cli.planted == 0 {
+        return String::new();
+    }
+    format!(
+        " {} of the {} connections are planted dead peers: a separate client process opens them \
+         first and is SIGSTOPped as the window starts; the server must declare each dead within \
+         interval + 2 × (timeout + L) + 3 × l (L: the local lag its verdict allowed for, capped at \
+         max_local_lag; l: its timers' lateness, which L measures; the second timeout is the fresh \
+         probe after a deadline found late), {:?} + 5 × L.",
+        cli.planted,
+        cli.conns,
+        cli.interval + cli.timeout * 2
     )
 }
 

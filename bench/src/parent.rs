@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::args::{fmt_duration, Cli, Impl, RoleArgs, Which};
+use crate::child;
 use crate::procfs;
 use crate::roles::python;
 use crate::syscalls;
@@ -25,6 +26,18 @@ pub struct Run {
     pub result: Result<[Figures; 2], String>,
     /// How long opening the connections took, and anything unusual.
     pub notes: Vec<String>,
+    /// What became of the planted dead peers (`--planted`), if any were planted.
+    pub planted: Option<Planted>,
+}
+
+/// The planted dead peers of one run, as the server saw them.
+#[derive(Clone, Debug, Default)]
+pub struct Planted {
+    /// How many were planted.
+    pub k: usize,
+    /// Each detection: its delay after the peer was stopped, µs, and the local lag
+    /// the verdict allowed for, µs (`None` where the implementation does not say).
+    pub detections: Vec<(u64, Option<u64>)>,
 }
 
 /// One process's figures over the measured window.
@@ -36,6 +49,8 @@ pub struct Figures {
     pub rss_base: u64,
     /// VmRSS at the end of the window, KiB.
     pub rss_end: u64,
+    /// Connections this process holds (the planted ones are another process's).
+    pub conns: usize,
     /// Round trips its own pings completed during the window.
     pub pongs: u64,
     /// Its own pong-timeout verdicts, whole run.
@@ -72,7 +87,8 @@ pub fn run_all(cli: &Cli) -> Vec<Run> {
                 procfs::loadavg()
             );
             let mut notes = vec![format!("load {} at start", procfs::loadavg())];
-            let result = run_one(cli, imp, &mut notes);
+            let mut planted = None;
+            let result = run_one(cli, imp, &mut notes, &mut planted);
             if let Err(e) = &result {
                 eprintln!("[{}] {imp}: FAILED: {e}", clock());
             }
@@ -81,6 +97,7 @@ pub fn run_all(cli: &Cli) -> Vec<Run> {
                 rep,
                 result,
                 notes,
+                planted,
             });
             // Let the kernel finish closing the previous sockets.
             std::thread::sleep(Duration::from_secs(2));
@@ -105,12 +122,21 @@ fn connect_secs(cli: &Cli) -> u64 {
         .unwrap_or(30 + cli.conns as u64 / 500 + ramp(cli).as_secs())
 }
 
-fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2], String> {
+fn run_one(
+    cli: &Cli,
+    imp: Impl,
+    notes: &mut Vec<String>,
+    planted_out: &mut Option<Planted>,
+) -> Result<[Figures; 2], String> {
     let lifetime = connect_secs(cli) + cli.warmup.as_secs() + cli.secs + 120;
-    let role = |which, port| RoleArgs {
+    let planted = if imp == Impl::Python { 0 } else { cli.planted };
+    if planted < cli.planted {
+        notes.push("no planted dead peers: the python roles do not support them".into());
+    }
+    let role = |which, port, conns, planted| RoleArgs {
         which,
         imp,
-        conns: cli.conns,
+        conns,
         interval: cli.interval,
         timeout: cli.timeout,
         addrs: addrs(cli),
@@ -118,16 +144,32 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
         lifetime,
         ramp: ramp(cli),
         idle_only: cli.idle_only,
+        planted,
     };
-    let mut server = Proc::spawn(command(&role(Which::Server, 0)), "server")?;
+    let mut server = Proc::spawn(command(&role(Which::Server, 0, cli.conns, 0)), "server")?;
     let listening = server.expect("listening", Duration::from_secs(30))?;
     let port = listening["port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .ok_or("server reported no port")?;
-    let mut client = Proc::spawn(command(&role(Which::Client, port)), "client")?;
+    let server_base = server.rss()?;
+    // The planted peers open first; each of their connections sends the mark.
+    let dead_peer = if planted > 0 {
+        let mut p = Proc::spawn(
+            command(&role(Which::Client, port, planted, planted)),
+            "planted",
+        )?;
+        p.expect("ready", Duration::from_secs(30))?;
+        p.send("connect")?;
+        p.expect("opened", Duration::from_secs(connect_secs(cli)))?;
+        Some(p)
+    } else {
+        None
+    };
+    let live = cli.conns - planted;
+    let mut client = Proc::spawn(command(&role(Which::Client, port, live, 0)), "client")?;
     client.expect("ready", Duration::from_secs(30))?;
-    let base = [server.rss()?, client.rss()?];
+    let base = [server_base, client.rss()?];
 
     let start = Instant::now();
     client.send("connect")?;
@@ -140,7 +182,7 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
         Err(e) => notes.push(format!("not all connections opened: {e}")),
     }
     let hog = if cli.hog {
-        Some(Proc::spawn(command(&role(Which::Hog, 0)), "hog")?)
+        Some(Proc::spawn(command(&role(Which::Hog, 0, 0, 0)), "hog")?)
     } else {
         None
     };
@@ -155,6 +197,13 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
     let counting = cli
         .syscalls
         .then(|| [server.pid(), client.pid()].map(|pid| syscalls::count(pid, cli.secs)));
+    let stopped_at = match &dead_peer {
+        Some(p) => {
+            signal(p.pid(), "STOP")?;
+            Some(child::unix_us())
+        }
+        None => None,
+    };
     std::thread::sleep(Duration::from_secs(cli.secs));
     let cpu1 = [server.cpu()?, client.cpu()?];
     if let (Some(h), Some(before)) = (&hog, hog0) {
@@ -173,11 +222,18 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
         client.expect("report", REPLY)?,
     ];
     let counted = counting.map(|c| c.map(syscalls::Counting::finish));
-    // Everything stops here: the hog and both children are killed on drop.
+    if let Some(stop) = stopped_at {
+        *planted_out = Some(Planted {
+            k: planted,
+            detections: detections(&reports[0], stop),
+        });
+    }
+    // Everything stops here: the hog and all children are killed on drop.
     let out = [0, 1].map(|i| {
         let r = &reports[i];
         let get = |k: &str| r[k].as_u64().unwrap_or(0);
         Figures {
+            conns: [cli.conns, live][i],
             cpu_us: cpu1[i].saturating_sub(cpu0[i]),
             rss_base: base[i],
             rss_end: rss[i],
@@ -210,6 +266,34 @@ fn run_one(cli: &Cli, imp: Impl, notes: &mut Vec<String>) -> Result<[Figures; 2]
     Ok(out)
 }
 
+/// The server's verdicts on planted peers, as delays after `stop` (µs) with the
+/// local lag each verdict allowed for.
+fn detections(report: &Value, stop: u64) -> Vec<(u64, Option<u64>)> {
+    let Some(list) = report["planted"].as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|d| {
+            let at = d[0].as_u64()?;
+            Some((at.saturating_sub(stop), d[1].as_u64()))
+        })
+        .collect()
+}
+
+/// Sends `SIGsig` to `pid` with kill(1) (the bench has no libc binding).
+fn signal(pid: u32, sig: &str) -> Result<(), String> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map_err(|e| format!("kill -{sig}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("kill -{sig} {pid}: {status}"))
+    }
+}
+
 /// The command that starts the child `args` describes.
 fn command(args: &RoleArgs) -> Command {
     if args.imp == Impl::Python && args.which != Which::Hog {
@@ -229,7 +313,8 @@ fn command(args: &RoleArgs) -> Command {
         .args(["--addrs", &args.addrs.to_string()])
         .args(["--port", &args.port.to_string()])
         .args(["--ramp", &fmt_duration(args.ramp)])
-        .args(["--lifetime", &args.lifetime.to_string()]);
+        .args(["--lifetime", &args.lifetime.to_string()])
+        .args(["--planted", &args.planted.to_string()]);
     if args.idle_only {
         cmd.arg("--idle-only");
     }

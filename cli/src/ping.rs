@@ -197,7 +197,6 @@ pub async fn run(args: PingArgs, config: Config, limits: Limits, out: Out) -> Ex
     while let Ok(event) = events.try_recv() {
         let _ = handle(event, &mut summary, &mut verdict);
     }
-    drop(handle);
     if connected {
         summary.print(&out, &args.url);
     }

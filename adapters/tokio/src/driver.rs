@@ -38,7 +38,7 @@ pub(crate) struct Driver<S, M> {
     room: Option<BoxFuture<Option<Room>>>,
     receiver_gone: Option<BoxFuture<()>>,
     senders_gone: bool,
-    /// What the status watch last showed.
+    /// What the status cell last showed.
     published: Option<(State, Health, Stats)>,
 }
 
@@ -227,9 +227,10 @@ where
         }));
     }
 
-    /// Publishes the status when the driver is about to wait (or is done) and
-    /// something changed since the last publication: once per burst of frames, not
-    /// once per frame, and never left stale while the driver sleeps.
+    /// Stores the status when the driver is about to wait (or is done) and
+    /// something changed since the last time: once per burst of frames, not once
+    /// per frame, and never left stale while the driver sleeps. A lock and a copy:
+    /// watchers, if any handle asked for a watch, are woken only on a change.
     fn publish(&mut self, force: bool) {
         let hb = self.core.hb();
         let key = (hb.state(), hb.health(), hb.stats());
@@ -239,9 +240,9 @@ where
         self.published = Some(key);
         let status = Status::of(hb, self.core.clock());
         if let Some(m) = &self.link.mirror {
-            m.send_replace(status.clone());
+            m.set(status.clone());
         }
-        self.link.status_tx.send_replace(status);
+        self.link.status.set(status);
     }
 }
 

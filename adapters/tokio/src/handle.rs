@@ -19,7 +19,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::options::Options;
 use crate::protocol::{Cmd, Link, Shared};
-use crate::status::Status;
+use crate::status::{Status, StatusCell};
 use crate::writer::Budget;
 
 /// A WebSocket connection whose heartbeat runs by itself.
@@ -104,9 +104,10 @@ impl KeepAlive {
         self.sender.status()
     }
 
-    /// A watch on the snapshot, to await changes (e.g. the verdict).
+    /// A watch on the snapshot, to await changes (e.g. the verdict). The driver
+    /// keeps a watch current only once one has been asked for.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.sender.status.clone()
+        self.sender.status.watch()
     }
 
     /// Resolves when the machine has given its verdict on this connection, with the
@@ -131,7 +132,7 @@ impl KeepAlive {
 pub struct Sender {
     cmd_tx: mpsc::Sender<Cmd>,
     shared: Arc<Shared>,
-    status: watch::Receiver<Status>,
+    status: Arc<StatusCell>,
 }
 
 impl Sender {
@@ -194,7 +195,7 @@ impl Sender {
 
     /// The latest heartbeat snapshot. Never waits.
     pub fn status(&self) -> Status {
-        self.status.borrow().clone()
+        self.status.get()
     }
 
     /// Resolves at detection time with the error that ended the connection.
@@ -202,7 +203,7 @@ impl Sender {
         if let Some(e) = self.shared.terminal.get() {
             return e.clone();
         }
-        let mut status = self.status.clone();
+        let mut status = self.status.watch();
         // An Err means the driver is gone, which also ends the wait.
         let _ = status.wait_for(|s| s.is_over()).await;
         self.shared.terminal_error()
@@ -225,7 +226,7 @@ impl Sender {
 pub struct Receiver {
     data_rx: mpsc::Receiver<(Message, Budget)>,
     shared: Arc<Shared>,
-    status: watch::Receiver<Status>,
+    status: Arc<StatusCell>,
     ended: bool,
 }
 
@@ -242,7 +243,7 @@ impl Receiver {
 
     /// The latest heartbeat snapshot. Never waits.
     pub fn status(&self) -> Status {
-        self.status.borrow().clone()
+        self.status.get()
     }
 }
 
@@ -268,7 +269,7 @@ impl Stream for Receiver {
 pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
     let (cmd_tx, cmd_rx) = mpsc::channel(options.outbound_capacity.max(1));
     let (data_tx, data_rx) = mpsc::channel(options.inbound_capacity.max(1));
-    let (status_tx, status_rx) = watch::channel(initial);
+    let (publisher, status) = StatusCell::new(initial);
     let shared = Arc::new(Shared::new(
         options.websocket.max_write_buffer_size,
         Limits::max_send_of(&options.websocket),
@@ -287,7 +288,7 @@ pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
                 .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
         shared: shared.clone(),
-        status_tx,
+        status: publisher,
         mirror: None,
         on_dead: None,
     };
@@ -295,12 +296,12 @@ pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
         sender: Sender {
             cmd_tx,
             shared: shared.clone(),
-            status: status_rx.clone(),
+            status: status.clone(),
         },
         receiver: Receiver {
             data_rx,
             shared,
-            status: status_rx,
+            status,
             ended: false,
         },
     };

@@ -19,6 +19,7 @@
 //! - [`accept`] / [`accept_tcp`] and [`Registry`]: the server role per connection, a
 //!   registry that drops dead clients at detection time, and a
 //!   [`broadcast`](Registry::broadcast) that never waits on a slow or dead client.
+//!   [`accept_stream`] registers a lean [`KeepAliveStream`] instead of a driver task.
 //! - [`HeartbeatCodec`] / [`JsonCodec`]: heartbeats as application messages
 //!   (`{"type":"ping","timestamp":…}`) for services that do not use WebSocket pings.
 //!
@@ -39,7 +40,7 @@
 //!   [`HeartbeatCodec`] the driver sends every `SendPong` itself.
 //! - After the peer's close frame tungstenite sends the reply itself; the machine's
 //!   `SendClose` is then skipped.
-//! - [`small_buffers`] sets a 4 KiB read buffer instead of tungstenite's 128 KiB.
+//! - [`small_buffers`] sets a 2 KiB read buffer instead of tungstenite's 128 KiB.
 //!
 //! # Example
 //! ```no_run
@@ -81,6 +82,7 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+mod mailbox;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod net;
@@ -103,7 +105,7 @@ pub use heartbeat_transport::{AcceptBackoff, AcceptPause};
 pub use net::set_nodelay;
 pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};
-pub use server::{accept, accept_tcp, BroadcastReport, ClientId, Registry};
+pub use server::{accept, accept_stream, accept_tcp, BroadcastReport, ClientId, Registry};
 pub use status::Status;
 pub use stream::KeepAliveStream;
 

@@ -5,12 +5,12 @@
 use std::sync::{Arc, OnceLock};
 
 use heartbeat_core::CloseCode;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Error;
 use crate::event::Observer;
-use crate::status::Status;
+use crate::status::{Publisher, StatusCell};
 use crate::writer::Budget;
 
 /// A command from the application to its driver.
@@ -31,9 +31,10 @@ pub(crate) struct Link {
     /// (`Limits::max_inbound`): past it the driver stops reading the socket.
     pub(crate) inbound: Arc<tokio::sync::Semaphore>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) status_tx: watch::Sender<Status>,
-    /// A second status watch to keep current (a reconnecting client's overall one).
-    pub(crate) mirror: Option<Arc<watch::Sender<Status>>>,
+    /// The connection's status, read by its handles.
+    pub(crate) status: Publisher,
+    /// A second status to keep current (a reconnecting client's overall one).
+    pub(crate) mirror: Option<Arc<StatusCell>>,
     /// Run once, at detection time (the server registry's removal).
     pub(crate) on_dead: Option<Box<dyn FnOnce() + Send>>,
     /// The application's event observer.

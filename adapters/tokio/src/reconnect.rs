@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::event::{emit, Event};
 use crate::handle::{channel, KeepAlive};
 use crate::options::Options;
-use crate::status::Status;
+use crate::status::{Publisher, Status, StatusCell};
 
 /// Connects to `url` (`ws://` only) and keeps reconnecting per `options.heartbeat`'s
 /// backoff (use a `Role::Client` config).
@@ -78,7 +78,7 @@ where
     let span = options.span();
     let clock = Clock::start();
     let hb = HeartbeatMachine::new(options.heartbeat, options.seed_or_random());
-    let (status_tx, status_rx) = watch::channel(Status::of(&hb, &clock));
+    let (status_tx, status) = StatusCell::new(Status::of(&hb, &clock));
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
     let last_error = Arc::new(Mutex::new(None));
     let supervisor = Supervisor {
@@ -86,7 +86,7 @@ where
         clock,
         options,
         conn_tx,
-        status_tx: Arc::new(status_tx),
+        status_tx,
         last_error: last_error.clone(),
         announced: None,
     };
@@ -96,7 +96,7 @@ where
     ));
     Connections {
         conn_rx,
-        status: status_rx,
+        status,
         last_error,
     }
 }
@@ -107,7 +107,7 @@ where
 #[derive(Debug)]
 pub struct Connections {
     conn_rx: mpsc::UnboundedReceiver<KeepAlive>,
-    status: watch::Receiver<Status>,
+    status: Arc<StatusCell>,
     last_error: Arc<Mutex<Option<Error>>>,
 }
 
@@ -120,12 +120,12 @@ impl Connections {
     /// The machine's snapshot across connections (state, backoff-driven
     /// reconnects, counters, RTT). Never waits.
     pub fn status(&self) -> Status {
-        self.status.borrow().clone()
+        self.status.get()
     }
 
-    /// A watch on [`status`](Self::status).
+    /// A watch on [`status`](Self::status); it ends when the client has finished.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.status.clone()
+        self.status.watch()
     }
 
     /// Why the most recent connection attempt failed, if it did.
@@ -147,7 +147,7 @@ struct Supervisor {
     clock: Clock,
     options: Options,
     conn_tx: mpsc::UnboundedSender<KeepAlive>,
-    status_tx: Arc<watch::Sender<Status>>,
+    status_tx: Publisher,
     last_error: Arc<Mutex<Option<Error>>>,
     /// The next attempt last announced to the observer.
     announced: Option<(heartbeat_core::Instant, u32)>,
@@ -173,7 +173,7 @@ impl Supervisor {
                     other => debug!(?other, "action between connections"),
                 }
             }
-            set(&self.status_tx, self.status());
+            self.status_tx.set(self.status());
             if let Some(attempt) = pending.take() {
                 if self.conn_tx.is_closed() {
                     debug!("connections dropped; not reconnecting");
@@ -209,8 +209,9 @@ impl Supervisor {
         Fut: Future<Output = Result<WebSocketStream<S>, Error>>,
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let connecting = connector();
-        tokio::pin!(connecting);
+        // Boxed: the connect future (TCP, handshake: about 3.7 KiB) is freed when the
+        // attempt ends instead of sizing the supervisor for the connection's life.
+        let mut connecting = Box::pin(connector());
         let result = loop {
             let deadline = self.hb.poll_timeout().map(|d| self.clock.to_tokio(d.at));
             tokio::select! {
@@ -249,7 +250,7 @@ impl Supervisor {
         info!(connects = self.hb.stats().connects, "connected");
         emit(&self.options.observer, Event::Connected { attempt });
         let (mut link, handle) = channel(&self.options, self.status());
-        link.mirror = Some(self.status_tx.clone());
+        link.mirror = Some(self.status_tx.cell().clone());
         if self.conn_tx.send(handle).is_err() {
             // Nobody will ever read this connection: close it cleanly.
             self.hb.close(now, CloseCode::GOING_AWAY);
@@ -293,14 +294,6 @@ impl Supervisor {
     fn status(&self) -> Status {
         Status::of(&self.hb, &self.clock)
     }
-}
-
-fn set(tx: &watch::Sender<Status>, status: Status) {
-    tx.send_if_modified(|s| {
-        let changed = *s != status;
-        *s = status;
-        changed
-    });
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

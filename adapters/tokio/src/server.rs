@@ -1,5 +1,6 @@
-//! The server side: accept a connection into the heartbeat, and a registry of live
-//! clients that forgets dead ones by itself.
+//! The server side: accept a connection into the heartbeat (a driver task's
+//! [`KeepAlive`], or a lean [`KeepAliveStream`]), and a registry of live clients
+//! that forgets dead ones by itself.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
@@ -17,9 +18,11 @@ use heartbeat_transport::tungstenite::{Admission, Limits};
 use crate::clock::{sleep_until_opt, Clock};
 use crate::error::Error;
 use crate::handle::{KeepAlive, Sender};
+use crate::mailbox::{Mailbox, Offer, Registration};
 use crate::net::set_nodelay;
 use crate::options::Options;
 use crate::status::Status;
+use crate::stream::KeepAliveStream;
 
 /// A registered client's id, unique within its [`Registry`].
 pub type ClientId = u64;
@@ -70,8 +73,13 @@ where
         None => None,
     };
     let options = &options.bind(heartbeat_core::Role::Server, peer, None);
-    let (ws, hb, clock) =
-        tracing::Instrument::instrument(upgrade(stream, options), options.span()).await?;
+    // Boxed: the handshake's state is freed when it ends instead of sizing the
+    // accepting task for the connection's whole life.
+    let (ws, hb, clock) = Box::pin(tracing::Instrument::instrument(
+        upgrade(stream, options),
+        options.span(),
+    ))
+    .await?;
     if let Some(slot) = &mut slot {
         slot.opened();
     }
@@ -86,8 +94,7 @@ where
         // is bounded by close_timeout).
         drop(slot);
         if let Some(inner) = weak.upgrade() {
-            lock(&inner).clients.remove(&id);
-            debug!(id, "client removed from registry");
+            remove(&inner, id);
         }
     });
     let keepalive = KeepAlive::spawn(ws, hb, clock, options, Some(on_dead));
@@ -95,7 +102,7 @@ where
     inner.clients.insert(
         id,
         Entry {
-            sender,
+            handle: Handle::Driver(sender),
             peer,
             dropped: 0,
         },
@@ -107,29 +114,100 @@ where
     Ok((id, keepalive))
 }
 
+/// Accepts a WebSocket on `stream` (with `TCP_NODELAY`) into a
+/// [`KeepAliveStream`] registered in `registry`: the lean server path, with no
+/// driver task and no channel per connection.
+///
+/// The stream is the connection: poll it in the task that serves the client (its
+/// heartbeat runs while it is polled) and send with it (it is a `Sink`). The
+/// registry counts it, knows its peer, and [`broadcast`](Registry::broadcast)s to
+/// it through a small mailbox the stream empties as it runs (bounded by
+/// `options.outbound_capacity`; a full one drops and counts, never waits). The
+/// stream leaves the registry at its verdict, at detection time, or when it is
+/// dropped. The registry has no [`Sender`] and no status for it
+/// ([`Registry::sender`] and [`Registry::status`] return `None`): the stream's
+/// [`status`](KeepAliveStream::status) is computed when asked, in its own task.
+/// The upgrade must finish within the machine's `connect_timeout`.
+pub async fn accept_stream(
+    stream: TcpStream,
+    options: &Options,
+    registry: &Registry,
+) -> Result<(ClientId, KeepAliveStream<TcpStream>), Error> {
+    set_nodelay(&stream).map_err(|e| Error::Connect(Arc::new(e.into())))?;
+    let peer = stream.peer_addr().ok();
+    // Over `max_connections` or `max_handshakes` (a registry made with limits):
+    // refused before the handshake, the socket dropped.
+    let mut slot = match &registry.admission {
+        Some(a) => Some(a.admit().map_err(Error::Refused)?),
+        None => None,
+    };
+    let options = &options.bind(heartbeat_core::Role::Server, peer, None);
+    let (ws, hb, clock) = Box::pin(tracing::Instrument::instrument(
+        upgrade(stream, options),
+        options.span(),
+    ))
+    .await?;
+    if let Some(slot) = &mut slot {
+        slot.opened();
+    }
+    let mut conn = KeepAliveStream::from_parts(ws, hb, clock, options);
+    let mailbox = Arc::new(Mailbox::new(options.outbound_capacity));
+    let mut inner = registry.lock();
+    inner.next_id += 1;
+    let id = inner.next_id;
+    inner.clients.insert(
+        id,
+        Entry {
+            handle: Handle::Stream(mailbox.clone()),
+            peer,
+            dropped: 0,
+        },
+    );
+    drop(inner);
+    // Nothing runs until the stream is polled: it cannot leave before it joined.
+    conn.register(Registration {
+        id,
+        registry: Arc::downgrade(&registry.inner),
+        mailbox,
+        _slot: slot,
+    });
+    debug!(id, ?peer, "client registered (stream)");
+    Ok((id, conn))
+}
+
 /// Live clients of a server; dead ones are removed by their driver at detection time.
 ///
 /// Cheap to clone (an `Arc`); the lock is never held across an `.await`.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<RegistryInner>>,
     /// Connection and handshake counts against `Limits` (see
     /// [`with_limits`](Registry::with_limits)); `None`: unlimited.
     admission: Option<Admission>,
 }
 
+/// The registry's state, behind its lock.
 #[derive(Debug, Default)]
-struct Inner {
+pub(crate) struct RegistryInner {
     next_id: ClientId,
     clients: HashMap<ClientId, Entry>,
 }
 
 #[derive(Debug)]
 struct Entry {
-    sender: Sender,
+    handle: Handle,
     peer: Option<SocketAddr>,
     /// Broadcast messages dropped because this client's queue was full.
     dropped: u64,
+}
+
+/// How the registry reaches a client.
+#[derive(Debug)]
+enum Handle {
+    /// A [`KeepAlive`]'s driver task, through its command channel.
+    Driver(Sender),
+    /// A [`KeepAliveStream`], through its mailbox.
+    Stream(Arc<Mailbox>),
 }
 
 /// What a [`Registry::broadcast`] did.
@@ -186,9 +264,12 @@ impl Registry {
         self.lock().clients.contains_key(&id)
     }
 
-    /// `id`'s heartbeat snapshot.
+    /// `id`'s heartbeat snapshot; `None` for a [`KeepAliveStream`] (ask the stream).
     pub fn status(&self, id: ClientId) -> Option<Status> {
-        self.lock().clients.get(&id).map(|e| e.sender.status())
+        match &self.lock().clients.get(&id)?.handle {
+            Handle::Driver(sender) => Some(sender.status()),
+            Handle::Stream(_) => None,
+        }
     }
 
     /// `id`'s peer address, if it was accepted over TCP.
@@ -196,9 +277,13 @@ impl Registry {
         self.lock().clients.get(&id).and_then(|e| e.peer)
     }
 
-    /// A sending handle for `id`.
+    /// A sending handle for `id`; `None` for a [`KeepAliveStream`] (send with the
+    /// stream, or broadcast).
     pub fn sender(&self, id: ClientId) -> Option<Sender> {
-        self.lock().clients.get(&id).map(|e| e.sender.clone())
+        match &self.lock().clients.get(&id)?.handle {
+            Handle::Driver(sender) => Some(sender.clone()),
+            Handle::Stream(_) => None,
+        }
     }
 
     /// Broadcast messages dropped for `id` because its queue was full.
@@ -213,24 +298,38 @@ impl Registry {
     pub fn broadcast(&self, msg: &Message) -> BroadcastReport {
         let mut report = BroadcastReport::default();
         for entry in self.lock().clients.values_mut() {
-            match entry.sender.try_send(msg.clone()) {
-                Ok(true) => report.queued += 1,
-                Ok(false) => {
+            let offer = match &entry.handle {
+                Handle::Driver(sender) => match sender.try_send(msg.clone()) {
+                    Ok(true) => Offer::Queued,
+                    Ok(false) => Offer::Full,
+                    Err(_) => Offer::Gone,
+                },
+                Handle::Stream(mailbox) => mailbox.offer(msg),
+            };
+            match offer {
+                Offer::Queued => report.queued += 1,
+                Offer::Full => {
                     entry.dropped += 1;
                     report.dropped += 1;
                 }
-                Err(_) => report.gone += 1,
+                Offer::Gone => report.gone += 1,
             }
         }
         report
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, RegistryInner> {
         lock(&self.inner)
     }
 }
 
-fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+/// Removes `id` (its connection is over).
+pub(crate) fn remove(inner: &Mutex<RegistryInner>, id: ClientId) {
+    lock(inner).clients.remove(&id);
+    debug!(id, "client removed from registry");
+}
+
+fn lock(m: &Mutex<RegistryInner>) -> MutexGuard<'_, RegistryInner> {
     // Every critical section is a single map operation: a panic cannot leave the
     // map inconsistent, so a poisoned lock is still safe to use.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -246,12 +345,25 @@ pub(crate) async fn upgrade<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
+    attempt(handshake, options).await
+}
+
+/// One connection attempt of a single connection (`handshake`: a server's upgrade
+/// or a client's connect), bounded by its machine's `connect_timeout`; returns the
+/// machine, already told the connection is up, and the clock it is fed from.
+pub(crate) async fn attempt<S, F>(
+    handshake: F,
+    options: &Options,
+) -> Result<(WebSocketStream<S>, HeartbeatMachine, Clock), Error>
+where
+    F: core::future::Future<Output = Result<WebSocketStream<S>, tungstenite::Error>>,
+{
     let clock = Clock::start();
     let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
     hb.connect(clock.now());
-    while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
+    while hb.poll_action().is_some() {} // Connect: the handshake is the attempt
     let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
     let ws = tokio::select! {
         r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
         _ = sleep_until_opt(limit) => {

@@ -1,12 +1,14 @@
 //! A snapshot of a connection's heartbeat, readable from any handle at any time.
 
 use core::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use heartbeat_core::{Health, HeartbeatMachine, RttStats, State, Stats};
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 
-/// What the machine knows about a connection: published by the driver each time it
+/// What the machine knows about a connection: stored by the driver each time it
 /// is about to wait and something changed (once per burst of frames, never left
 /// stale while it sleeps), read without waiting through
 /// [`KeepAlive::status`](crate::KeepAlive::status) or watched for changes with
@@ -70,5 +72,108 @@ impl Status {
     /// close handshake is still being finished.
     pub fn is_over(&self) -> bool {
         self.state.reason().is_some()
+    }
+}
+
+/// The latest [`Status`] of a connection (or of a reconnecting client), shared by
+/// its driver and its handles.
+///
+/// Storing a snapshot is one uncontended lock and a copy. A `watch` channel, which
+/// wakes waiters and would be written on every round trip, exists only once a
+/// handle asks for one ([`watch`](Self::watch), which `dead()` also uses) and is
+/// then kept current under the same lock, so no change falls between the two.
+#[derive(Debug)]
+pub(crate) struct StatusCell {
+    inner: Mutex<Cell>,
+}
+
+#[derive(Debug)]
+struct Cell {
+    status: Status,
+    watch: Option<watch::Sender<Status>>,
+    /// The publisher is gone: watches made from now on end at once.
+    closed: bool,
+}
+
+impl StatusCell {
+    /// A cell showing `initial`, and the publisher that keeps it current.
+    pub(crate) fn new(initial: Status) -> (Publisher, Arc<StatusCell>) {
+        let cell = Arc::new(StatusCell {
+            inner: Mutex::new(Cell {
+                status: initial,
+                watch: None,
+                closed: false,
+            }),
+        });
+        (Publisher(cell.clone()), cell)
+    }
+
+    /// The latest snapshot.
+    pub(crate) fn get(&self) -> Status {
+        self.lock().status.clone()
+    }
+
+    /// A watch on the snapshot; it ends (`changed()` fails) when the publisher is
+    /// gone.
+    pub(crate) fn watch(&self) -> watch::Receiver<Status> {
+        let mut cell = self.lock();
+        if let Some(tx) = &cell.watch {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(cell.status.clone());
+        if !cell.closed {
+            cell.watch = Some(tx);
+        }
+        rx
+    }
+
+    /// Stores `status`; wakes watchers if any and it changed.
+    pub(crate) fn set(&self, status: Status) {
+        let mut cell = self.lock();
+        if let Some(tx) = &cell.watch {
+            tx.send_if_modified(|s| {
+                let changed = *s != status;
+                if changed {
+                    *s = status.clone();
+                }
+                changed
+            });
+        }
+        cell.status = status;
+    }
+
+    fn close(&self) {
+        let mut cell = self.lock();
+        cell.closed = true;
+        cell.watch = None; // the sender drops: every watch ends
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cell> {
+        // Each critical section is a copy or a channel call that does not panic:
+        // a poisoned lock still holds a whole snapshot.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The writing end of a [`StatusCell`], held by the one task that runs the
+/// machine; dropping it ends every watch.
+#[derive(Debug)]
+pub(crate) struct Publisher(Arc<StatusCell>);
+
+impl Publisher {
+    /// Stores `status`.
+    pub(crate) fn set(&self, status: Status) {
+        self.0.set(status);
+    }
+
+    /// The cell, for handles and mirrors.
+    pub(crate) fn cell(&self) -> &Arc<StatusCell> {
+        &self.0
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }

@@ -10,12 +10,13 @@ use heartbeat_core::{CloseCode, HeartbeatMachine};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::clock::Clock;
 use crate::core::{Core, Turn};
 use crate::driver::WRITE_QUEUE;
 use crate::error::Error;
+use crate::mailbox::Registration;
 use crate::options::Options;
 use crate::status::Status;
 
@@ -33,8 +34,10 @@ use crate::status::Status;
 /// The stream yields data messages, then `Err` with the verdict (at detection
 /// time), then keeps running the close handshake and ends (`None`) when the
 /// machine lets go of the socket. [`status`](Self::status) is computed when asked.
-/// For a connection other tasks send to, or a reconnecting client, use
-/// [`KeepAlive`](crate::KeepAlive) and [`connect`](crate::connect).
+/// A server registers its streams with [`accept_stream`](crate::accept_stream), so
+/// a [`Registry`](crate::Registry) counts them, broadcasts to them and forgets each
+/// at its verdict. For a connection other tasks send to, or a reconnecting client,
+/// use [`KeepAlive`](crate::KeepAlive) and [`connect`](crate::connect).
 pub struct KeepAliveStream<S> {
     core: Core<S, HeartbeatMachine>,
     /// The verdict, once given: what sends fail with from then on.
@@ -52,6 +55,9 @@ pub struct KeepAliveStream<S> {
     /// Bytes of queued messages past which [`poll_ready`](Sink::poll_ready) waits
     /// (`Limits::max_outbound`).
     max_outbound: usize,
+    /// Its place in a [`Registry`](crate::Registry) ([`accept_stream`](crate::accept_stream)):
+    /// broadcasts arrive through it; dropped at the verdict, which removes the entry.
+    registration: Option<Registration>,
 }
 
 impl<S> KeepAliveStream<S>
@@ -90,7 +96,13 @@ where
             span: options.span(),
             max_send: heartbeat_transport::tungstenite::Limits::max_send_of(&options.websocket),
             max_outbound: options.websocket.max_write_buffer_size,
+            registration: None,
         }
+    }
+
+    /// Joins a registry: broadcasts arrive through `registration`'s mailbox.
+    pub(crate) fn register(&mut self, registration: Registration) {
+        self.registration = Some(registration);
     }
 
     /// Starts a close handshake with `code`; keep polling the stream until it ends.
@@ -120,7 +132,39 @@ impl KeepAliveStream<TcpStream> {
             .map_err(|e| Error::Connect(std::sync::Arc::new(e.into())))?;
         let peer = stream.peer_addr().ok();
         let options = &options.bind(heartbeat_core::Role::Server, peer, None);
-        let (ws, hb, clock) = crate::server::upgrade(stream, options).await?;
+        // Boxed: the handshake's state (about 2.7 KiB) lives on the heap while it
+        // runs, so the task that awaits this is sized by the stream, not by it.
+        let (ws, hb, clock) = Box::pin(tracing::Instrument::instrument(
+            crate::server::upgrade(stream, options),
+            options.span(),
+        ))
+        .await?;
+        Ok(Self::from_parts(ws, hb, clock, options))
+    }
+}
+
+impl KeepAliveStream<MaybeTlsStream<TcpStream>> {
+    /// Connects to `url` (`ws://`) with `TCP_NODELAY` and `options.websocket`, the
+    /// attempt bounded by the machine's `connect_timeout`, and starts the heartbeat
+    /// on it: the lean client, one connection that does not reconnect by itself
+    /// (see [`connect`](crate::connect) for the reconnecting client with backoff).
+    pub async fn connect(
+        url: &str,
+        options: &Options,
+    ) -> Result<KeepAliveStream<MaybeTlsStream<TcpStream>>, Error> {
+        let options = &options.bind(heartbeat_core::Role::Client, None, Some(url));
+        let handshake = async {
+            tokio_tungstenite::connect_async_with_config(url, Some(options.websocket), true)
+                .await
+                .map(|(ws, _response)| ws)
+        };
+        // Boxed: the connect future (DNS, TCP, handshake: about 3.7 KiB) is freed
+        // when it ends instead of sizing the caller's task for the connection's life.
+        let (ws, hb, clock) = Box::pin(tracing::Instrument::instrument(
+            crate::server::attempt(handshake, options),
+            options.span(),
+        ))
+        .await?;
         Ok(Self::from_parts(ws, hb, clock, options))
     }
 }
@@ -143,17 +187,23 @@ where
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.core.poll_turn(cx, false) {
-            Poll::Ready(Turn::Data(msg)) => Poll::Ready(Some(Ok(msg))),
-            Poll::Ready(Turn::Dead(err)) => {
-                self.terminal = Some(err.clone());
-                Poll::Ready(Some(Err(err)))
-            }
-            Poll::Ready(Turn::Disconnected) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        loop {
+            self.take_mail(cx);
+            return match self.core.poll_turn(cx, false) {
+                Poll::Ready(Turn::Data(msg)) => Poll::Ready(Some(Ok(msg))),
+                Poll::Ready(Turn::Dead(err)) => {
+                    self.dead(&err);
+                    Poll::Ready(Some(Err(err)))
+                }
+                Poll::Ready(Turn::Disconnected) => {
+                    self.ended = true;
+                    self.registration = None;
+                    Poll::Ready(None)
+                }
+                // The turn may have made room in the writer for waiting broadcasts.
+                Poll::Pending if self.mail_fits() => continue,
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }
@@ -253,16 +303,50 @@ where
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Turn::Dead(err)) => {
-                self.terminal = Some(err.clone());
+                self.dead(&err);
                 self.pending_verdict = Some(err.clone());
                 Poll::Ready(Err(err))
             }
             Poll::Ready(Turn::Disconnected) => {
                 self.ended = true;
+                self.registration = None;
                 Poll::Ready(Err(self.over()))
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// The verdict: sends fail with it from now on, and a registered stream leaves
+    /// its registry now, at detection time.
+    fn dead(&mut self, err: &Error) {
+        self.terminal = Some(err.clone());
+        self.registration = None;
+    }
+
+    /// Moves broadcasts waiting in the mailbox into the writer, as far as it has
+    /// room (the rest wait, and the mailbox drops what overflows).
+    fn take_mail(&mut self, cx: &mut Context<'_>) {
+        let Some(reg) = &self.registration else {
+            return;
+        };
+        // Room in messages, and none once the queued bytes reach `max_outbound`.
+        let room = if self.check_open().is_ok() && self.core.queued_bytes() < self.max_outbound {
+            WRITE_QUEUE.saturating_sub(self.core.queued())
+        } else {
+            0
+        };
+        let core = &mut self.core;
+        reg.mailbox
+            .take(cx.waker(), room, |msg| core.send(msg, None));
+    }
+
+    /// Broadcasts wait and the writer has room for them.
+    fn mail_fits(&self) -> bool {
+        self.registration
+            .as_ref()
+            .is_some_and(|r| r.mailbox.has_mail())
+            && self.core.queued() < WRITE_QUEUE
+            && self.check_open().is_ok()
     }
 
     /// Why the connection is over: the verdict the stream gave, or (before it was

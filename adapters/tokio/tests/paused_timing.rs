@@ -65,6 +65,48 @@ async fn pings_leave_exactly_every_interval() {
     );
 }
 
+/// The status is stored by the driver, not published on a channel: handles read
+/// it current without asking for a watch, and a watch asked for mid-life follows
+/// the connection to its verdict.
+#[tokio::test(start_paused = true)]
+async fn status_is_current_without_a_watch_and_a_late_watch_sees_the_verdict() {
+    let start = Instant::now();
+    let (client, server) = duplex_pair(64 * 1024).await;
+    let conn = KeepAlive::new(client, &options(Role::Client, 200, 300, 500));
+    let (go_silent, silent) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut server = server;
+        tokio::select! {
+            _ = async { while let Some(Ok(_)) = server.next().await {} } => {} // answers pings
+            _ = silent => core::future::pending::<()>().await, // holds the pipe, reads nothing
+        }
+    });
+
+    tokio::time::sleep(ms(1050)).await;
+    let mut watch = conn.watch_status(); // asked for late
+    let (tx, rx) = conn.split();
+    for status in [tx.status(), rx.status()] {
+        assert_eq!(status.state, State::Open);
+        assert_eq!(
+            (status.stats.pings_sent, status.stats.pongs_matched),
+            (5, 5)
+        );
+        assert_eq!(status.rtt.samples, 5);
+        assert_eq!(status.local_lag, Duration::ZERO);
+    }
+
+    go_silent.send(()).unwrap(); // after the ping of 1000 ms was answered
+    let over = watch.wait_for(|s| s.is_over()).await.unwrap().clone();
+    assert_eq!(start.elapsed(), ms(1500), "the ping at 1200 ms + 300 ms");
+    assert!(
+        over.state.reason().is_some_and(|r| r.is_fault()),
+        "{over:?}"
+    );
+    assert_eq!(over.stats.pong_timeouts, 1);
+    assert_eq!(tx.status(), rx.status());
+    assert!(tx.status().is_over());
+}
+
 #[tokio::test(start_paused = true)]
 async fn silent_peer_is_dead_exactly_at_interval_plus_timeout() {
     let start = Instant::now();

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use heartbeat_core::{Config, DeathReason, Role};
 use heartbeat_mio::{ConnId, Ctx, Driver, Handler, Options};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::args::{RoleArgs, Which};
 use crate::child::{self, Cmd, Counters};
@@ -42,7 +43,9 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
         counters: counters.clone(),
         seen: HashMap::new(),
         first: HashSet::new(),
+        planted: HashSet::new(),
         n: args.conns,
+        mark: args.planted > 0,
         client: !server,
     };
     let mut driver = Driver::new(Options::new(config), handler)?;
@@ -125,6 +128,10 @@ struct Bench {
     seen: HashMap<ConnId, u64>,
     /// Client connections that opened at least once.
     first: HashSet<ConnId>,
+    /// Server connections to planted dead peers (they sent the planted mark).
+    planted: HashSet<ConnId>,
+    /// Client: this is the planted peers' process; send the mark on each open.
+    mark: bool,
     n: usize,
     client: bool,
 }
@@ -137,6 +144,15 @@ impl Handler for Bench {
         if self.client && self.first.insert(id) {
             self.counters.first_open(self.n);
         }
+        if self.client && self.mark {
+            let _ = ctx.send(id, Message::text(child::PLANTED_MARK));
+        }
+    }
+
+    fn on_message(&mut self, _: &mut Ctx<'_>, id: ConnId, msg: Message) {
+        if !self.client && child::is_mark(&msg) {
+            self.planted.insert(id);
+        }
     }
 
     fn on_dead(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: DeathReason) {
@@ -144,8 +160,9 @@ impl Handler for Bench {
         if let Some(seen) = self.seen.get_mut(&id) {
             record(ctx, id, seen, &self.counters);
         }
-        self.counters
-            .end(matches!(reason, DeathReason::PongTimeout { .. }));
+        let planted = self.planted.remove(&id);
+        let timeout = matches!(reason, DeathReason::PongTimeout { .. });
+        self.counters.end_of(planted, timeout, None);
     }
 
     fn on_closed(&mut self, _: &mut Ctx<'_>, id: ConnId, _: DeathReason) {

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use heartbeat_core::DeathReason;
-use heartbeat_tokio::{accept_tcp, connect, Event, Options, Registry};
+use heartbeat_tokio::tungstenite::Message;
+use heartbeat_tokio::{accept_tcp, connect, Error, Event, Options, Registry};
 use tokio::sync::Semaphore;
 
 use crate::args::{RoleArgs, Which};
@@ -16,20 +17,25 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let counters = Arc::new(Counters::new());
     let rt = super::runtime()?;
     let c = counters.clone();
-    let options = super::tokio_options(args, move |e| observe(&c, e))?;
+    let server = args.which == Which::Server;
+    let options = super::tokio_options(args, move |e| observe(&c, e, server))?;
     let rx = child::commands(|| {});
     match args.which {
         Which::Server => {
             let registry = Registry::new();
+            // Shared: each connection's task holds a pointer, not its own copy.
+            let options = Arc::new(options);
             let (port, listeners) = rt.block_on(super::bind_all(args.addrs))?;
             for listener in listeners {
-                rt.spawn(serve(listener, options.clone(), registry.clone()));
+                let (options, registry) = (options.clone(), registry.clone());
+                rt.spawn(serve(listener, options, registry, counters.clone()));
             }
             child::emit(&serde_json::json!({ "ev": "listening", "port": port }));
             child::serve_commands(&rx, &counters, || registry.len() as u64, || {});
         }
         _ => {
             child::emit(&serde_json::json!({ "ev": "ready" }));
+            let mark = args.planted > 0;
             let gate = Arc::new(Semaphore::new(child::CONNECT_CONCURRENCY));
             let held = counters.clone();
             child::serve_commands(
@@ -40,7 +46,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                     super::spawn_clients(&rt, args, |url| {
                         let (options, gate, counters) =
                             (options.clone(), gate.clone(), counters.clone());
-                        client(url, options, gate, counters, args.conns)
+                        client(url, options, gate, counters, args.conns, mark)
                     })
                 },
             );
@@ -50,25 +56,41 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::process::exit(0);
 }
 
-/// Counts what the driver reports.
-fn observe(c: &Counters, e: &Event) {
+/// Counts what the driver reports. A server counts verdicts per connection
+/// instead (in `serve`), where it knows a planted peer's from the others.
+fn observe(c: &Counters, e: &Event, server: bool) {
     match e {
         Event::Pong { rtt, .. } => c.pong(*rtt),
         Event::Connected { .. } => c.open(),
-        Event::Dead { reason, .. } => c.end(matches!(reason, DeathReason::PongTimeout { .. })),
+        Event::Dead { reason, .. } if !server => {
+            c.end(matches!(reason, DeathReason::PongTimeout { .. }))
+        }
         _ => {}
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, options: Options, registry: Registry) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    options: Arc<Options>,
+    registry: Registry,
+    counters: Arc<Counters>,
+) {
     super::accept_loop(listener, "tokio", move |tcp| {
-        let (options, registry) = (options.clone(), registry.clone());
+        let (options, registry, counters) = (options.clone(), registry.clone(), counters.clone());
         async move {
             let Ok((_id, conn)) = accept_tcp(tcp, &options, &registry).await else {
                 return;
             };
             let (_tx, mut rx) = conn.split();
-            while rx.recv().await.is_ok() {}
+            let mut planted = false;
+            let verdict = loop {
+                match rx.recv().await {
+                    Ok(msg) => planted |= child::is_mark(&msg),
+                    Err(e) => break e,
+                }
+            };
+            let timeout = matches!(verdict, Error::PeerUnresponsive { .. });
+            counters.end_of(planted, timeout, Some(rx.status().local_lag));
         }
     })
     .await
@@ -80,6 +102,7 @@ async fn client(
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
     n: usize,
+    mark: bool,
 ) {
     let permit = gate.acquire_owned().await;
     let mut connections = connect(url, options);
@@ -88,7 +111,10 @@ async fn client(
         if first.take().is_some() {
             counters.first_open(n);
         }
-        let (_tx, mut rx) = conn.split();
+        let (tx, mut rx) = conn.split();
+        if mark {
+            let _ = tx.send(Message::text(child::PLANTED_MARK)).await;
+        }
         while rx.recv().await.is_ok() {}
     }
 }

@@ -1,14 +1,17 @@
-//! heartbeat-tokio's lean path: `KeepAliveStream`, the heartbeat inside the
-//! application's own task (one task per connection, no channels), polled in a
-//! `while let Some(..) = ws.next().await` loop as a hand-written loop would be. The
-//! client reconnects after one interval when a connection ends, like the
-//! hand-written loop. `Options::observe` counts pongs, RTT and verdicts.
+//! heartbeat-tokio's lean path, as its README shows it: `KeepAliveStream`, the
+//! heartbeat inside the application's own task (one task per connection, no
+//! channels), polled in a `while let Some(..) = ws.next().await` loop as a
+//! hand-written loop would be. The server accepts with `accept_stream` into a
+//! `Registry`; the client opens each connection with `KeepAliveStream::connect`
+//! and reconnects after one interval when it ends, like the hand-written loop.
+//! `Options::observe` counts pongs, RTT and verdicts.
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::DeathReason;
-use heartbeat_tokio::{small_buffers, Event, KeepAliveStream, Options};
+use heartbeat_tokio::tungstenite::Message;
+use heartbeat_tokio::{accept_stream, Error, Event, KeepAliveStream, Options, Registry};
 use tokio::sync::Semaphore;
 
 use crate::args::{RoleArgs, Which};
@@ -18,23 +21,27 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let counters = Arc::new(Counters::new());
     let rt = super::runtime()?;
     let c = counters.clone();
-    let options = super::tokio_options(args, move |e| observe(&c, e))?;
+    // Shared: each connection's task holds a pointer, not its own 448-byte copy.
+    let server = args.which == Which::Server;
+    let options = Arc::new(super::tokio_options(args, move |e| observe(&c, e, server))?);
     let rx = child::commands(|| {});
     match args.which {
         Which::Server => {
+            let registry = Registry::new();
             let (port, listeners) = rt.block_on(super::bind_all(args.addrs))?;
             for listener in listeners {
-                rt.spawn(serve(listener, options.clone(), counters.clone()));
+                let (options, registry) = (options.clone(), registry.clone());
+                rt.spawn(serve(listener, options, registry, counters.clone()));
             }
             child::emit(&serde_json::json!({ "ev": "listening", "port": port }));
-            let held = counters.clone();
-            child::serve_commands(&rx, &counters, || held.live_now(), || {});
+            child::serve_commands(&rx, &counters, || registry.len() as u64, || {});
         }
         _ => {
             child::emit(&serde_json::json!({ "ev": "ready" }));
             let gate = Arc::new(Semaphore::new(child::CONNECT_CONCURRENCY));
             let held = counters.clone();
             let interval = args.interval;
+            let mark = args.planted > 0;
             child::serve_commands(
                 &rx,
                 &counters,
@@ -43,7 +50,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                     super::spawn_clients(&rt, args, |url| {
                         let (options, gate, counters) =
                             (options.clone(), gate.clone(), counters.clone());
-                        client(url, options, gate, counters, args.conns, interval)
+                        client(url, options, gate, counters, args.conns, interval, mark)
                     })
                 },
             );
@@ -52,24 +59,48 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::process::exit(0);
 }
 
-/// Counts what the connection reports.
-fn observe(c: &Counters, e: &Event) {
+/// Counts what the connection reports. A server counts verdicts per connection
+/// instead (in `serve`), where it knows a planted peer's from the others.
+fn observe(c: &Counters, e: &Event, server: bool) {
     match e {
         Event::Pong { rtt, .. } => c.pong(*rtt),
-        Event::Dead { reason, .. } => c.end(matches!(reason, DeathReason::PongTimeout { .. })),
+        Event::Dead { reason, .. } if !server => {
+            c.end(matches!(reason, DeathReason::PongTimeout { .. }))
+        }
         _ => {}
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, options: Options, counters: Arc<Counters>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    options: Arc<Options>,
+    registry: Registry,
+    counters: Arc<Counters>,
+) {
     super::accept_loop(listener, "tokio-stream", move |tcp| {
-        let (options, counters) = (options.clone(), counters.clone());
+        let (options, registry) = (options.clone(), registry.clone());
+        let counters = counters.clone();
         async move {
-            let Ok(mut ws) = KeepAliveStream::accept(tcp, &options).await else {
+            let Ok((_id, mut ws)) = accept_stream(tcp, &options, &registry).await else {
                 return;
             };
             counters.open();
-            while ws.next().await.is_some() {}
+            // Counted at the verdict (detection time); the stream then runs the
+            // close handshake before it ends.
+            let (mut counted, mut planted) = (false, false);
+            while let Some(item) = ws.next().await {
+                if let Ok(msg) = &item {
+                    planted |= child::is_mark(msg);
+                }
+                if let (Err(e), false) = (item, counted) {
+                    counted = true;
+                    let timeout = matches!(e, Error::PeerUnresponsive { .. });
+                    counters.end_of(planted, timeout, Some(ws.status().local_lag));
+                }
+            }
+            if !counted {
+                counters.end_of(planted, false, None);
+            }
         }
     })
     .await
@@ -77,23 +108,23 @@ async fn serve(listener: tokio::net::TcpListener, options: Options, counters: Ar
 
 async fn client(
     url: String,
-    options: Options,
+    options: Arc<Options>,
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
     n: usize,
     interval: std::time::Duration,
+    mark: bool,
 ) {
     let mut permit = Some(gate.acquire_owned().await);
     loop {
-        let connected =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(small_buffers()), true)
-                .await;
-        if let Ok((raw, _)) = connected {
+        if let Ok(mut ws) = KeepAliveStream::connect(&url, &options).await {
             if permit.take().is_some() {
                 counters.first_open(n);
             }
             counters.open();
-            let mut ws = KeepAliveStream::new(raw, &options);
+            if mark {
+                let _ = ws.send(Message::text(child::PLANTED_MARK)).await;
+            }
             while ws.next().await.is_some() {}
         }
         tokio::time::sleep(interval).await;

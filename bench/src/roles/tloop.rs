@@ -55,6 +55,7 @@ pub fn run(args: &RoleArgs) -> Result<(), Box<dyn std::error::Error>> {
                             timing,
                             counters: counters.clone(),
                             n: args.conns,
+                            mark: args.planted > 0,
                         };
                         client.run(gate.clone())
                     });
@@ -80,7 +81,13 @@ enum End {
 }
 
 /// The loop itself: ping every interval, expect the pong within the timeout.
-async fn heartbeat<S>(mut ws: WebSocketStream<S>, t: Timing, counters: &Counters) -> End
+/// `planted` is set when the peer sends the planted mark.
+async fn heartbeat<S>(
+    mut ws: WebSocketStream<S>,
+    t: Timing,
+    counters: &Counters,
+    planted: &mut bool,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -104,7 +111,7 @@ where
                 }
                 // tungstenite queues the pong for a ping and writes it on the next read.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Closed,
-                Some(Ok(_)) => {}
+                Some(Ok(msg)) => *planted |= child::is_mark(&msg),
             },
             _ = tick.tick() => {
                 if outstanding.is_none() {
@@ -138,8 +145,9 @@ async fn serve(
                 return;
             };
             counters.open();
-            let end = heartbeat(ws, t, &counters).await;
-            counters.end(matches!(end, End::Timeout));
+            let mut planted = false;
+            let end = heartbeat(ws, t, &counters, &mut planted).await;
+            counters.end_of(planted, matches!(end, End::Timeout), None);
         }
     })
     .await
@@ -151,6 +159,8 @@ struct Client {
     timing: Timing,
     counters: Arc<Counters>,
     n: usize,
+    /// This is the planted peers' process: send the mark first.
+    mark: bool,
 }
 
 impl Client {
@@ -163,12 +173,15 @@ impl Client {
                 true, // TCP_NODELAY
             )
             .await;
-            if let Ok((ws, _)) = connected {
+            if let Ok((mut ws, _)) = connected {
                 if permit.take().is_some() {
                     self.counters.first_open(self.n);
                 }
                 self.counters.open();
-                let end = heartbeat(ws, self.timing, &self.counters).await;
+                if self.mark {
+                    let _ = ws.send(Message::text(child::PLANTED_MARK)).await;
+                }
+                let end = heartbeat(ws, self.timing, &self.counters, &mut false).await;
                 self.counters.end(matches!(end, End::Timeout));
             }
             tokio::time::sleep(self.timing.interval).await;

@@ -82,13 +82,15 @@ impl Limits {
     }
 
     /// The tungstenite settings that enforce these limits on one connection: a
-    /// 4 KiB read buffer (tungstenite's 128 KiB default is zero-filled before
-    /// reads and dominates a heartbeat server's memory), frames written at once,
+    /// 2 KiB read buffer ([`READ_BUFFER`](super::READ_BUFFER): tungstenite's
+    /// 128 KiB default is zero-filled before reads and dominates a heartbeat
+    /// server's memory; see [`small_buffers`](super::small_buffers) for the
+    /// large-message trade-off), frames written at once,
     /// `max_message` / `max_frame` inbound, and `max_outbound` as the write
     /// buffer's cap.
     pub fn websocket(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(super::READ_BUFFER)
             .write_buffer_size(0)
             .max_write_buffer_size(self.max_outbound)
             .max_message_size(Some(self.max_message))
@@ -247,7 +249,7 @@ mod tests {
         assert_eq!(ws.max_message_size, Some(1 << 20));
         assert_eq!(ws.max_frame_size, Some(1 << 20));
         assert_eq!(ws.max_write_buffer_size, 4 << 20);
-        assert_eq!(ws.read_buffer_size, 4 * 1024);
+        assert_eq!(ws.read_buffer_size, 2 * 1024);
         assert_eq!(l.max_send(), (4 << 20) - 14);
     }
 

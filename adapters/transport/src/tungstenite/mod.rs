@@ -143,10 +143,18 @@ pub fn incoming_from_error(e: &WsError) -> Incoming<'static> {
 }
 
 /// tungstenite settings sized for heartbeat traffic: [`Limits::default`] applied
-/// (see [`Limits::websocket`]): a 4 KiB read buffer instead of 128 KiB, frames
+/// (see [`Limits::websocket`]): a 2 KiB read buffer instead of 128 KiB, frames
 /// written at once, messages and frames up to 1 MiB, and a 4 MiB write-buffer cap
 /// so a peer that floods pings without reading its pongs cannot grow memory
 /// (tungstenite keeps the newest pong in its pending slot once the cap is reached).
+///
+/// The read buffer is allocated eagerly per connection and zero-filled before each
+/// read, so its size is most of a heartbeat connection's memory. A ping or pong
+/// frame is 14 bytes. tungstenite 0.29 (`FrameCodec::read_frame`) reserves room
+/// for a whole frame once its header is read, so larger messages still arrive
+/// whole, but each read system call takes at most this many bytes: a 64 KiB
+/// message costs 32 reads instead of 16 with 4 KiB. Raise `read_buffer_size` for
+/// connections that carry large messages at a high rate.
 pub fn small_buffers() -> WebSocketConfig {
     Limits::default().websocket()
 }
@@ -185,3 +193,7 @@ impl Target {
             .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "host did not resolve"))
     }
 }
+
+/// [`small_buffers`]' read buffer: room for a burst of heartbeat frames (14 bytes
+/// each) and small application messages in one read.
+pub const READ_BUFFER: usize = 2 * 1024;

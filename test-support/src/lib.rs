@@ -16,6 +16,7 @@
 //! - [`process`]: a child printing JSON lines, read as it runs with a timestamp per
 //!   line, stoppable the instant it prints a chosen event; [`signal`]: `SIGSTOP`,
 //!   `SIGCONT` and `SIGKILL` by pid.
+//! - [`certs`]: a throwaway CA and server certificate made by the test (rcgen).
 //! - [`skip`]: whether the lab can run here (root, `ip`, `nft`), with a printed
 //!   reason when it cannot; [`binaries`]: the `heartbeat` CLI built from this
 //!   workspace; [`rng`]: a seeded random source for fault schedules.
@@ -27,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod binaries;
+pub mod certs;
 pub mod delay;
 pub mod netns;
 pub mod process;
@@ -36,6 +38,7 @@ pub mod rng;
 pub mod signal;
 pub mod skip;
 
+pub use certs::TestCerts;
 pub use delay::DelayProxy;
 pub use netns::{NetnsPair, Side};
 pub use process::{Event, JsonProc};

@@ -52,7 +52,7 @@
 //!     .ping_interval(Duration::from_secs(5))
 //!     .pong_timeout(Duration::from_secs(5))
 //!     .build()?;
-//! let mut connections = connect("ws://127.0.0.1:9000", Options::new(config));
+//! let mut connections = connect("ws://127.0.0.1:9000", Options::new(config))?;
 //! while let Some(conn) = connections.next().await {
 //!     let (tx, mut rx) = conn.split();
 //!     tx.send("subscribe".into()).await?;
@@ -84,20 +84,25 @@ mod net;
 mod options;
 mod protocol;
 mod reconnect;
+mod request;
 mod server;
 mod status;
 mod stream;
 mod writer;
+
+#[cfg(feature = "_rustls")]
+pub mod tls;
 
 pub use clock::Clock;
 pub use codec::{Heartbeat, HeartbeatCodec, JsonCodec};
 pub use error::{Error, Initiator};
 pub use event::{Event, Observer};
 pub use handle::{KeepAlive, Receiver, Sender};
-pub use heartbeat_transport::tungstenite::small_buffers;
+pub use heartbeat_transport::tungstenite::{small_buffers, Permanent, Target, UrlError};
 pub use net::set_nodelay;
 pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};
+pub use request::{ConnectRequest, IntoConnectRequest};
 pub use server::{accept, accept_tcp, BroadcastReport, ClientId, Registry};
 pub use status::Status;
 pub use stream::KeepAliveStream;

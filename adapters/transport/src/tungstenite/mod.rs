@@ -1,8 +1,8 @@
 //! Everything that adapts tungstenite, written once for the tokio, mio and blocking
 //! drivers: the [`Transport`] over a `WebSocket`, buffer defaults, URL handling,
-//! the mapping of messages and errors to [`Incoming`], and `Retry-After`.
+//! the mapping of messages and errors to [`Incoming`], and which connect failures
+//! are worth retrying ([`classify`], `Retry-After`).
 
-use core::time::Duration;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -15,8 +15,10 @@ use heartbeat_core::CloseCode;
 use crate::drive::Incoming;
 use crate::transport::{Handover, Transport};
 
+mod failure;
 mod url;
 
+pub use failure::{classify, parse_retry_after, retry_after, Failure, Permanent};
 pub use url::{Target, UrlError};
 
 /// The machine's actions executed on a synchronous tungstenite `WebSocket` over a
@@ -144,22 +146,6 @@ pub fn small_buffers() -> WebSocketConfig {
         .max_write_buffer_size(4 << 20)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))
-}
-
-/// `Retry-After: <seconds>` of a refused handshake (HTTP 429/503), if any.
-pub fn retry_after(e: &WsError) -> Option<Duration> {
-    let WsError::Http(response) = e else {
-        return None;
-    };
-    let secs: u64 = response
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
 }
 
 impl Target {

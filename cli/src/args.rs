@@ -37,7 +37,7 @@ pub enum Command {
 /// `heartbeat ping` options.
 #[derive(Args, Debug)]
 pub struct PingArgs {
-    /// The server, e.g. ws://127.0.0.1:9001
+    /// The server, e.g. wss://example.com/feed or ws://127.0.0.1:9001
     pub url: String,
     /// Stop after N pongs (default: until Ctrl-C).
     #[arg(short = 'c', long, value_name = "N")]
@@ -49,6 +49,9 @@ pub struct PingArgs {
     /// {"type":"pong","timestamp":..}) instead of WebSocket ping/pong control frames.
     #[arg(long)]
     pub app_json: bool,
+    /// TLS trust, headers and subprotocols (see connect_opts.rs).
+    #[command(flatten)]
+    pub connect: crate::connect_opts::ConnectOpts,
 }
 
 /// `heartbeat serve` options.
@@ -60,6 +63,9 @@ pub struct ServeArgs {
     /// Answer the JSON application heartbeat ({"type":"ping",...} -> {"type":"pong",...}).
     #[arg(long)]
     pub app_json: bool,
+    /// wss:// (see connect_opts.rs).
+    #[command(flatten)]
+    pub tls: crate::connect_opts::ServeTlsOpts,
 }
 
 /// Heartbeat settings and output format, valid for every command.

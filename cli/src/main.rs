@@ -2,6 +2,7 @@
 //! WebSocket server (`ping`), or run an echo/broadcast server with heartbeats (`serve`).
 
 mod args;
+mod connect_opts;
 mod demo;
 mod output;
 mod ping;
@@ -67,7 +68,14 @@ fn main() -> ExitCode {
             None | Some(Command::Demo) => demo::run(cli.common.clone(), config, out).await,
             Some(Command::Ping(args)) => ping::run(args, config, out).await,
             Some(Command::Serve(args)) => {
-                match serve::run(args.bind, args.app_json, config, out).await {
+                let tls = match args.tls.load() {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        eprintln!("heartbeat: {e}");
+                        return Exit::Usage;
+                    }
+                };
+                match serve::run(args.bind, args.app_json, tls, config, out).await {
                     Ok(()) => Exit::Ok,
                     Err(e) => {
                         eprintln!("heartbeat: cannot listen on {}: {e}", args.bind);

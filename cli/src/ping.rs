@@ -21,7 +21,20 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
     if args.app_json {
         options = options.codec(JsonCodec);
     }
-    let mut connections = connect(args.url.clone(), options);
+    let request = match args.connect.request(&args.url) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            return Exit::Usage;
+        }
+    };
+    let mut connections = match connect(request, options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            return Exit::Usage;
+        }
+    };
     let (finished_tx, mut finished) = mpsc::channel::<()>(1);
     // Hold each live connection and drain its application messages.
     tokio::spawn(async move {
@@ -36,8 +49,9 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
     let who = "ping";
     let exit = loop {
         tokio::select! {
+            // Events before the end: the failure that ended the client is reported.
+            biased;
             _ = tokio::signal::ctrl_c() => break Exit::Ok,
-            _ = finished.recv() => break Exit::ConnectionEnded,
             event = events.recv() => {
                 let Some(event) = event else { break Exit::ConnectionEnded };
                 match event {
@@ -76,7 +90,7 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
                         &format!("reconnecting in {:.0} ms (attempt {attempt})", ms(after))),
                     Event::ConnectFailed { error } => {
                         out.event("connect_failed", who, json!({ "error": error.to_string() }), Tone::Bad,
-                            &format!("connect failed: {error}"));
+                            &error.to_string());
                         if !args.reconnect {
                             break Exit::ConnectionEnded;
                         }
@@ -84,6 +98,7 @@ pub async fn run(args: PingArgs, config: Config, out: Out) -> Exit {
                     _ => {}
                 }
             }
+            _ = finished.recv() => break Exit::ConnectionEnded,
         }
     };
     summary.print(&out, &args.url);

@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use heartbeat_core::Config;
+use heartbeat_tokio::tls::ServerTls;
 use heartbeat_tokio::tungstenite::Message;
-use heartbeat_tokio::{accept_tcp, Error, Event, JsonCodec, Options, Registry};
+use heartbeat_tokio::{Error, Event, JsonCodec, Options, Registry};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
+use crate::connect_opts::accept_client;
 use crate::output::{ms, Out, Tone};
 use crate::report::{describe_end, end_fields};
 
@@ -24,6 +26,7 @@ use crate::report::{describe_end, end_fields};
 pub async fn run(
     bind: SocketAddr,
     app_json: bool,
+    tls: Option<ServerTls>,
     config: Config,
     out: Out,
 ) -> std::io::Result<()> {
@@ -36,12 +39,13 @@ pub async fn run(
     out.event(
         "listening",
         "server",
-        json!({ "addr": local.to_string(), "app_json": app_json,
+        json!({ "addr": local.to_string(), "app_json": app_json, "tls": tls.is_some(),
                 "interval_ms": ms(config.ping_interval()),
                 "timeout_ms": ms(config.pong_timeout()) }),
         Tone::Heading,
         &format!(
-            "listening on ws://{local}  (heartbeat every {:?}, timeout {:?}{})",
+            "listening on {}://{local}  (heartbeat every {:?}, timeout {:?}{})",
+            if tls.is_some() { "wss" } else { "ws" },
             config.ping_interval(),
             config.pong_timeout(),
             if app_json { ", JSON heartbeat" } else { "" }
@@ -73,6 +77,7 @@ pub async fn run(
             registry: registry.clone(),
             out: out.clone(),
             beats,
+            tls: tls.clone(),
         };
         tokio::spawn(async move { serve_client(stream, peer, options, client).await });
     }
@@ -138,6 +143,8 @@ struct Client {
     out: Out,
     /// Its pings and pongs, with `--json` (see [`observed`]).
     beats: Option<UnboundedReceiver<Event>>,
+    /// The server's certificate when serving `wss://`.
+    tls: Option<ServerTls>,
 }
 
 async fn serve_client(
@@ -151,9 +158,11 @@ async fn serve_client(
         registry,
         out,
         mut beats,
+        tls,
     } = client;
     let who = format!("client{conn}");
-    let keepalive = match accept_tcp(stream, &options, &registry).await {
+    let accepted = accept_client(stream, tls.as_ref(), &options, &registry).await;
+    let keepalive = match accepted {
         Ok((_, keepalive)) => keepalive,
         Err(e) => {
             out.event(

@@ -32,3 +32,10 @@ echo "== cargo doc -D warnings (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
+# Feature combinations the workspace build does not cover (the CLI turns TLS on for
+# heartbeat-tokio; nothing turns on heartbeat-blocking's rustls feature).
+echo "== heartbeat-tokio without TLS (wss:// is an error at the call)"
+cargo test -p heartbeat-tokio --test connect_errors
+echo "== heartbeat-blocking over rustls (KeepAlive<_, StreamOwned>)"
+cargo clippy -p heartbeat-blocking --features rustls --all-targets -- -D warnings
+cargo test -p heartbeat-blocking --features rustls --test tls

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use heartbeat_blocking::{run_client, Error, KeepAlive, Next, UrlError};
+use heartbeat_blocking::{run_client, tungstenite, Error, KeepAlive, Next, UrlError};
 use heartbeat_core::{Backoff, CloseCode, Config, ConnectFailure, DeathReason, Jitter, Role};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
@@ -235,4 +235,49 @@ fn a_blocking_server_and_client_keep_each_other_alive_and_close_with_one_handsha
         assert!(s.pongs_matched >= 4, "{s:?}");
         assert_eq!(s.pong_timeouts, 0, "{s:?}");
     }
+}
+
+/// A server that answers every upgrade with HTTP 401; counts the requests.
+fn unauthorized_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    (addr, requests)
+}
+
+#[test]
+fn run_client_stops_after_one_401_instead_of_retrying() {
+    let (addr, requests) = unauthorized_server();
+    let mut cfg = config(Role::Client);
+    // Plenty of attempts allowed: only the classification can stop it after one.
+    cfg = Config::builder()
+        .role(Role::Client)
+        .ping_interval(cfg.ping_interval())
+        .pong_timeout(cfg.pong_timeout())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .backoff(Backoff {
+            max_attempts: Some(5),
+            ..cfg.backoff()
+        })
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let result = run_client(&format!("ws://{addr}/"), cfg, |_| Next::Reconnect);
+    match result {
+        Err(Error::Connect(tungstenite::Error::Http(r))) => assert_eq!(r.status(), 401),
+        other => panic!("expected the 401, got {other:?}"),
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried");
+    assert!(start.elapsed() < Duration::from_secs(1));
 }

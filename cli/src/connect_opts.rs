@@ -2,13 +2,14 @@
 //! `serve` speaks `wss://`: the options, and turning them into the library's
 //! [`ConnectRequest`] and [`ServerTls`].
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 use heartbeat_tokio::tls::{ServerTls, TlsConfig};
 use heartbeat_tokio::{
-    accept, accept_tcp, ClientId, ConnectRequest, Error, KeepAlive, Options, Registry,
+    accept_tcp, accept_with, Accept, ClientId, ConnectRequest, Error, KeepAlive, Options, Registry,
 };
 use tokio::net::TcpStream;
 
@@ -91,6 +92,7 @@ impl ServeTlsOpts {
 /// the connect timeout, like the upgrade), then the WebSocket upgrade.
 pub async fn accept_client(
     stream: TcpStream,
+    peer: SocketAddr,
     tls: Option<&ServerTls>,
     options: &Options,
     registry: &Registry,
@@ -100,7 +102,9 @@ pub async fn accept_client(
     };
     let limit = options.heartbeat.connect_timeout();
     match tokio::time::timeout(limit, tls.accept(stream)).await {
-        Ok(Ok(stream)) => accept(stream, options, registry).await,
+        Ok(Ok(stream)) => {
+            accept_with(stream, Some(peer), options, registry, |_| Ok(Accept::new())).await
+        }
         Ok(Err(e)) => Err(Error::Connect(Arc::new(e.into()))),
         Err(_) => Err(Error::ConnectTimeout(limit)),
     }

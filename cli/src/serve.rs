@@ -161,7 +161,7 @@ async fn serve_client(
         tls,
     } = client;
     let who = format!("client{conn}");
-    let accepted = accept_client(stream, tls.as_ref(), &options, &registry).await;
+    let accepted = accept_client(stream, peer, tls.as_ref(), &options, &registry).await;
     let keepalive = match accepted {
         Ok((_, keepalive)) => keepalive,
         Err(e) => {

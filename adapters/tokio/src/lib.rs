@@ -16,6 +16,9 @@
 //!   task, with no driver task, channel or status publication.
 //! - [`connect`]: a reconnecting client yielding a sequence of live connections
 //!   ([`Connections`]).
+//! - [`accept_with`]: the server's hook on the upgrade request (path, headers, peer
+//!   address) that can refuse it with an HTTP status before the client is
+//!   registered; `examples/bearer_auth.rs` lets in only a bearer token.
 //! - [`accept`] / [`accept_tcp`] and [`Registry`]: the server role per connection, a
 //!   registry that drops dead clients at detection time, and a
 //!   [`broadcast`](Registry::broadcast) that never waits on a slow or dead client.
@@ -80,6 +83,7 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+mod hook;
 mod net;
 mod options;
 mod protocol;
@@ -99,6 +103,7 @@ pub use error::{Error, Initiator};
 pub use event::{Event, Observer};
 pub use handle::{KeepAlive, Receiver, Sender};
 pub use heartbeat_transport::tungstenite::{small_buffers, Permanent, Target, UrlError};
+pub use hook::{accept_with, Accept, Handshake, Reject};
 pub use net::set_nodelay;
 pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::{Callback, NoCallback};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
@@ -39,7 +40,7 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    accept_from(stream, None, options, registry).await
+    accept_from(stream, None, options, registry, NoCallback).await
 }
 
 /// [`accept`] for TCP: sets `TCP_NODELAY` and records the peer address.
@@ -50,19 +51,23 @@ pub async fn accept_tcp(
 ) -> Result<(ClientId, KeepAlive), Error> {
     set_nodelay(&stream).map_err(|e| Error::Connect(Arc::new(e.into())))?;
     let peer = stream.peer_addr().ok();
-    accept_from(stream, peer, options, registry).await
+    accept_from(stream, peer, options, registry, NoCallback).await
 }
 
-async fn accept_from<S>(
+/// Accepts with `callback` deciding on the upgrade request (see
+/// [`accept_with`](crate::accept_with)): a client it rejects is never registered.
+pub(crate) async fn accept_from<S, C>(
     stream: S,
     peer: Option<SocketAddr>,
     options: &Options,
     registry: &Registry,
+    callback: C,
 ) -> Result<(ClientId, KeepAlive), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    C: Callback + Unpin,
 {
-    let (ws, hb, clock) = upgrade(stream, options).await?;
+    let (ws, hb, clock) = upgrade_with(stream, options, callback).await?;
     // Insert under the lock the removal hook needs: a connection that dies at once
     // is removed only after it was inserted, never before.
     let mut inner = registry.lock();
@@ -209,12 +214,26 @@ pub(crate) async fn upgrade<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    upgrade_with(stream, options, NoCallback).await
+}
+
+/// [`upgrade`] with `callback` deciding on the client's request.
+async fn upgrade_with<S, C>(
+    stream: S,
+    options: &Options,
+    callback: C,
+) -> Result<(WebSocketStream<S>, HeartbeatMachine, Clock), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: Callback + Unpin,
+{
     let clock = Clock::start();
     let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
     hb.connect(clock.now());
     while hb.poll_action().is_some() {} // Connect: the upgrade below is the attempt
     let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(options.websocket));
     let ws = tokio::select! {
         r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
         _ = sleep_until_opt(limit) => {

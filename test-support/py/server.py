@@ -8,7 +8,8 @@ echoing, and with --json-ping-interval it also sends its own JSON pings and coun
 the matching pongs; the text message "pongs?" is answered with "pongs=<n>".
 With --tls-cert/--tls-key it serves wss://; --subprotocol (repeatable) lists the
 subprotocols it accepts; --record prints `REQUEST <json>` for every accepted
-connection: its path, Authorization header, offered and chosen subprotocols.
+connection (its path, Authorization header, offered and chosen subprotocols) and
+`CLOSED <code>` when it ends (the code of the client's close frame, 1006 without one).
 The text message "close-with <code>" makes it close the connection with that code.
 """
 
@@ -94,6 +95,10 @@ async def handler(ws):
     finally:
         if pinger:
             pinger.cancel()
+        if ARGS.record:
+            # The client's close code; 1006 when no close frame came.
+            await ws.wait_closed()
+            print(f"CLOSED {ws.close_code}", flush=True)
 
 
 def tls_context():

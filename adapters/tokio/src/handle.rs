@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::clock::Clock;
 use crate::driver::Driver;
-use crate::error::Error;
+use crate::error::{Error, Initiator};
 use crate::options::Options;
 use crate::protocol::{Cmd, Link, Shared};
 use crate::status::Status;
@@ -30,7 +30,9 @@ use crate::status::Status;
 /// The application talks to the task through this handle, or through the two halves
 /// of [`split`](KeepAlive::split): a cloneable [`Sender`] (data messages, close) and a
 /// [`Receiver`] (data messages, then the terminal [`Error`]). Dropping every `Sender`
-/// and the `Receiver` closes the connection with 1000.
+/// and the `Receiver` closes the connection with 1000 while the runtime keeps running
+/// the driver task; before a runtime stops (the end of `main`), await
+/// [`shutdown`](KeepAlive::shutdown), which returns once the close handshake is over.
 #[derive(Debug)]
 pub struct KeepAlive {
     sender: Sender,
@@ -92,6 +94,13 @@ impl KeepAlive {
     /// Starts a close handshake with `code` (see [`Sender::close`]).
     pub async fn close(&self, code: CloseCode) -> Result<(), Error> {
         self.sender.close(code).await
+    }
+
+    /// Closes with `code` and returns once the close handshake is over: the close
+    /// frame was written and the peer answered, or the close timeout passed, or the
+    /// connection had already ended. See [`Sender::shutdown`].
+    pub async fn shutdown(self, code: CloseCode) -> Result<(), Error> {
+        self.sender.shutdown(code).await
     }
 
     /// The latest heartbeat snapshot (RTT, health, counters). Never waits.
@@ -164,6 +173,31 @@ impl Sender {
             .send(Cmd::Close(code))
             .await
             .map_err(|_| self.shared.terminal_error())
+    }
+
+    /// Closes with `code` and waits until the driver has let go of the socket: the
+    /// close frame was written and the peer's reply read, or the configured close
+    /// timeout passed. Await it before a runtime shuts down (the end of `main`):
+    /// dropping the handles closes with 1000 only while the runtime still runs the
+    /// driver task, and a runtime that is shutting down runs nothing.
+    ///
+    /// `Ok` when this close ended the connection; the terminal error when the
+    /// connection was already over for another reason.
+    pub async fn shutdown(&self, code: CloseCode) -> Result<(), Error> {
+        if self.check_alive().is_ok() {
+            // Refused only when the driver is already gone: then there is nothing to wait for.
+            let _ = self.cmd_tx.send(Cmd::Close(code)).await;
+        }
+        let mut status = self.status.clone();
+        // The driver drops its side of the watch when it ends.
+        while status.changed().await.is_ok() {}
+        match self.shared.terminal_error() {
+            Error::Closed {
+                initiator: Initiator::Local,
+                ..
+            } => Ok(()),
+            other => Err(other),
+        }
     }
 
     /// The latest heartbeat snapshot. Never waits.

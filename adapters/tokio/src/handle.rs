@@ -134,6 +134,8 @@ impl KeepAlive {
 #[derive(Clone, Debug)]
 pub struct Sender {
     cmd_tx: mpsc::Sender<Cmd>,
+    /// Closed once the driver task has ended (see [`Sender::shutdown`]).
+    alive: mpsc::Sender<()>,
     shared: Arc<Shared>,
     status: watch::Receiver<Status>,
 }
@@ -188,9 +190,8 @@ impl Sender {
             // Refused only when the driver is already gone: then there is nothing to wait for.
             let _ = self.cmd_tx.send(Cmd::Close(code)).await;
         }
-        let mut status = self.status.clone();
-        // The driver drops its side of the watch when it ends.
-        while status.changed().await.is_ok() {}
+        // The driver drops the other end when it ends.
+        self.alive.closed().await;
         match self.shared.terminal_error() {
             Error::Closed {
                 initiator: Initiator::Local,
@@ -274,6 +275,7 @@ impl Stream for Receiver {
 /// The channels between one driver and its application handle.
 pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
     let (cmd_tx, cmd_rx) = mpsc::channel(options.outbound_capacity.max(1));
+    let (alive, alive_rx) = mpsc::channel(1);
     let (data_tx, data_rx) = mpsc::channel(options.inbound_capacity.max(1));
     let (status_tx, status_rx) = watch::channel(initial);
     let shared = Arc::new(Shared::default());
@@ -286,10 +288,12 @@ pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
         status_tx,
         mirror: None,
         on_dead: None,
+        alive: alive_rx,
     };
     let handle = KeepAlive {
         sender: Sender {
             cmd_tx,
+            alive,
             shared: shared.clone(),
             status: status_rx.clone(),
         },

@@ -36,6 +36,9 @@ cargo test --workspace --no-fail-fast
 # heartbeat-tokio; nothing turns on heartbeat-blocking's rustls feature).
 echo "== heartbeat-tokio without TLS (wss:// is an error at the call)"
 cargo test -p heartbeat-tokio --test connect_errors
+echo "== heartbeat-tokio keepalive for other stacks (axum, tokio-tungstenite 0.30)"
+cargo clippy -p heartbeat-tokio --features axum,tokio-tungstenite-030 --all-targets -- -D warnings
+cargo test -p heartbeat-tokio --features axum,tokio-tungstenite-030 --test axum --test compat_030
 echo "== heartbeat-blocking over rustls (KeepAlive<_, StreamOwned>)"
 cargo clippy -p heartbeat-blocking --features rustls --all-targets -- -D warnings
 cargo test -p heartbeat-blocking --features rustls --test tls

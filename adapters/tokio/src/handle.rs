@@ -17,6 +17,7 @@ use crate::driver::Driver;
 use crate::error::{Error, Initiator};
 use crate::options::Options;
 use crate::protocol::{Cmd, Link, Shared};
+use crate::socket::WsSocket;
 use crate::status::Status;
 
 /// A WebSocket connection whose heartbeat runs by itself.
@@ -55,17 +56,34 @@ impl KeepAlive {
         Self::spawn(ws, hb, clock, options, None)
     }
 
+    /// Starts the heartbeat on a WebSocket from another stack (axum's `WebSocket`,
+    /// another tokio-tungstenite version, ...) adapted by [`Compat`](crate::Compat),
+    /// or anything else that is a [`WsSocket`]; see [`KeepAlive::new`].
+    ///
+    /// The stack must answer pings and reply to a close frame by itself, as every
+    /// tungstenite-based one does; the driver never sends a pong for a WebSocket
+    /// ping.
+    pub fn from_socket<W>(ws: W, options: &Options) -> KeepAlive
+    where
+        W: WsSocket + Send + 'static,
+    {
+        let clock = Clock::start();
+        let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
+        hb.handle_connected(clock.now());
+        Self::spawn(ws, hb, clock, options, None)
+    }
+
     /// Spawns the driver of `hb`, which was just told the connection is up; runs
     /// `on_dead` at detection time.
     pub(crate) fn spawn<S>(
-        ws: WebSocketStream<S>,
+        ws: S,
         hb: HeartbeatMachine,
         clock: Clock,
         options: &Options,
         on_dead: Option<Box<dyn FnOnce() + Send>>,
     ) -> KeepAlive
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: WsSocket + Send + 'static,
     {
         crate::event::emit(
             &options.observer,

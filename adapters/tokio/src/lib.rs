@@ -78,6 +78,7 @@
 
 mod clock;
 mod codec;
+mod compat;
 mod core;
 mod driver;
 mod error;
@@ -90,6 +91,7 @@ mod protocol;
 mod reconnect;
 mod request;
 mod server;
+mod socket;
 mod status;
 mod stream;
 mod writer;
@@ -109,6 +111,7 @@ pub use options::Options;
 pub use reconnect::{connect, connect_with, Connections};
 pub use request::{ConnectRequest, IntoConnectRequest};
 pub use server::{accept, accept_tcp, BroadcastReport, ClientId, Registry};
+pub use socket::{Compat, Parts, WsMessage, WsSocket};
 pub use status::Status;
 pub use stream::KeepAliveStream;
 

@@ -11,6 +11,10 @@
 //!   socket so heartbeats run while the application is busy or only sending. Split
 //!   it into a [`Sender`] and a [`Receiver`]; read live RTT, health and counters with
 //!   [`KeepAlive::status`] at any time.
+//! - [`KeepAlive::from_socket`] + [`Compat`]: the same driver over a WebSocket of
+//!   another stack (axum's, tokio-tungstenite 0.30's; features `axum`,
+//!   `tokio-tungstenite-030`), any `Stream` + `Sink` of messages through [`WsMessage`].
+//! - module `tls` (features `rustls-native-roots` / `rustls-webpki-roots`): `wss://`.
 //! - [`KeepAliveStream`]: the lean way to hold many connections: a `Stream` + `Sink`
 //!   whose heartbeat runs while the application polls it, in the application's own
 //!   task, with no driver task, channel or status publication.

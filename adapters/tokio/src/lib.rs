@@ -112,7 +112,7 @@ pub use heartbeat_transport::tungstenite::{small_buffers, Permanent, Target, Url
 pub use hook::{accept_with, Accept, Handshake, Reject};
 pub use net::set_nodelay;
 pub use options::Options;
-pub use reconnect::{connect, connect_with, Connections};
+pub use reconnect::{connect, connect_via, connect_with, Connections};
 pub use request::{ConnectRequest, IntoConnectRequest};
 pub use server::{accept, accept_tcp, BroadcastReport, ClientId, Registry};
 pub use socket::{Compat, Parts, WsMessage, WsSocket};

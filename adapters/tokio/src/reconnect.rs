@@ -20,6 +20,7 @@ use crate::handle::{channel, KeepAlive};
 use crate::options::Options;
 use crate::request::IntoConnectRequest;
 use crate::status::Status;
+use heartbeat_transport::tungstenite::Target;
 
 /// Connects to `request` (a `wss://` or `ws://` URL, or a [`ConnectRequest`](crate::ConnectRequest) with
 /// headers, subprotocols and TLS settings) and keeps reconnecting per
@@ -69,13 +70,45 @@ pub fn connect(request: impl IntoConnectRequest, options: Options) -> Result<Con
     ))
 }
 
+/// [`connect`] over TCP connections that `dial` opens (through a TCP proxy or a
+/// tunnel, from a chosen local address, with custom name resolution); everything
+/// else is as in [`connect`]: `TCP_NODELAY` set on what `dial` returns, TLS for
+/// `wss://`, the request's headers and subprotocols, the upgrade with
+/// `options.websocket`, and the same classification of failures. `dial` is
+/// called once per attempt with the checked target (host, port).
+pub fn connect_via<F, Fut>(
+    request: impl IntoConnectRequest,
+    mut dial: F,
+    options: Options,
+) -> Result<Connections, Error>
+where
+    F: FnMut(&Target) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<tokio::net::TcpStream>> + Send + 'static,
+{
+    let request = Arc::new(request.into_connect_request()?);
+    let ws_config = options.websocket;
+    Ok(connect_with(
+        move || {
+            let request = request.clone();
+            let dialed = dial(request.target());
+            async move {
+                let stream = dialed
+                    .await
+                    .map_err(|e| Error::Connect(Arc::new(e.into())))?;
+                request.open_over(stream, ws_config).await
+            }
+        },
+        options,
+    ))
+}
+
 /// [`connect`] with a custom way of opening each connection (another transport, a
 /// proxy, or a test double). `connector` is called once per attempt.
 ///
 /// The handshake is `connector`'s, so `options.websocket` is not applied: build
 /// the stream with [`small_buffers`](crate::small_buffers) (and
 /// [`set_nodelay`](crate::set_nodelay) on a TCP socket) to keep the heartbeat's
-/// defaults. Headers, subprotocols and TLS need no custom connector: use a
+/// defaults, or use [`connect_via`], which applies them to any TCP socket you dial. Headers, subprotocols and TLS need no custom connector: use a
 /// [`ConnectRequest`](crate::ConnectRequest) with [`connect`]. Errors are classified as in [`connect`]: a
 /// `connector` error that is [`Error::Connect`] with a permanent cause ends the
 /// sequence.

@@ -126,11 +126,21 @@ impl ConnectRequest {
         &self,
         config: WebSocketConfig,
     ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, Error> {
-        let connect_err = |e: tokio_tungstenite::tungstenite::Error| Error::Connect(Arc::new(e));
-        let request = self.build().map_err(connect_err)?;
         let stream = TcpStream::connect((self.target.host.as_str(), self.target.port))
             .await
-            .map_err(|e| connect_err(e.into()))?;
+            .map_err(|e| Error::Connect(Arc::new(e.into())))?;
+        self.open_over(stream, config).await
+    }
+
+    /// The rest of an attempt on a TCP socket already connected (directly, or to
+    /// a proxy): `TCP_NODELAY`, TLS for `wss://`, the upgrade with `config`.
+    pub(crate) async fn open_over(
+        &self,
+        stream: TcpStream,
+        config: WebSocketConfig,
+    ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, Error> {
+        let connect_err = |e: tokio_tungstenite::tungstenite::Error| Error::Connect(Arc::new(e));
+        let request = self.build().map_err(connect_err)?;
         // A pong must not wait for a delayed ACK.
         crate::net::set_nodelay(&stream).map_err(|e| connect_err(e.into()))?;
         #[cfg(feature = "_rustls")]

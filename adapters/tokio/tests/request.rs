@@ -134,3 +134,47 @@ fn bad_headers_and_subprotocols_are_errors_naming_them() {
     let e = r.subprotocol("a b").unwrap_err();
     assert!(matches!(&e, Error::Request(t) if t.contains("a b")), "{e}");
 }
+
+#[tokio::test]
+async fn connect_via_a_dialed_socket_keeps_headers_buffers_and_nodelay() {
+    if !require_websockets("connect_via_a_dialed_socket_keeps_headers_buffers_and_nodelay") {
+        return;
+    }
+    let (py, url) = recording_server(ServerOptions::default()).await;
+    let upstream = py.addr.unwrap();
+    let proxy = heartbeat_test_support::SilentProxy::start(upstream).unwrap();
+    let via = proxy.addr();
+    // The dialer keeps a duplicate of each socket it opens, to read its options.
+    let dialed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = dialed.clone();
+    let dial = move |_: &heartbeat_tokio::Target| {
+        let keep = keep.clone();
+        async move {
+            let std = std::net::TcpStream::connect(via)?;
+            std.set_nonblocking(true)?;
+            keep.lock().unwrap().push(std.try_clone()?);
+            tokio::net::TcpStream::from_std(std)
+        }
+    };
+    let request = ConnectRequest::new(&url)
+        .unwrap()
+        .header("Authorization", "Bearer via-proxy")
+        .unwrap();
+    let mut opts = options(Role::Client, 200, 500, 300);
+    opts.websocket = opts
+        .websocket
+        .max_message_size(Some(64))
+        .max_frame_size(Some(64));
+    let mut conns = heartbeat_tokio::connect_via(request, dial, opts).unwrap();
+    let mut conn = conns.next().await.unwrap();
+    let (_py, req) = seen(py).await;
+    assert_eq!(req["authorization"], "Bearer via-proxy");
+    assert_eq!(proxy.connections(), 1, "went through the dialed proxy");
+    assert!(
+        dialed.lock().unwrap()[0].nodelay().unwrap(),
+        "TCP_NODELAY set"
+    );
+    conn.send(Message::text("x".repeat(100))).await.unwrap();
+    let end = tokio::time::timeout(ms(2000), conn.recv()).await.unwrap();
+    assert!(end.is_err(), "Options::websocket applies: {end:?}");
+}

@@ -281,3 +281,41 @@ fn run_client_stops_after_one_401_instead_of_retrying() {
     assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried");
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn run_client_waits_out_a_503_retry_after() {
+    use std::io::Write;
+    use std::sync::Mutex;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            log.lock().unwrap().push(Instant::now());
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream
+                .write_all(b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    // max_attempts 2: three attempts, 50-100 ms of backoff apart unless the server asks for more.
+    let result = run_client(&format!("ws://{addr}/"), config(Role::Client), |_| {
+        Next::Reconnect
+    });
+    assert!(
+        matches!(result, Ok(DeathReason::ConnectFailed(_))),
+        "{result:?}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    for pair in seen.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+        assert!(
+            gap < Duration::from_secs(1) + SLACK * 2,
+            "retried after {gap:?}"
+        );
+    }
+}

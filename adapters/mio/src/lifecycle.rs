@@ -6,13 +6,13 @@
 use std::io::{self, ErrorKind};
 use std::time::Duration;
 
-use heartbeat_core::{HeartbeatMachine, Instant};
+use heartbeat_core::{CloseCode, HeartbeatMachine, Instant, State};
 use heartbeat_transport::seed;
-use heartbeat_transport::tungstenite::{retry_after, Target, UrlError};
+use heartbeat_transport::tungstenite::{classify, Failure, Target, UrlError};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use tungstenite::handshake::HandshakeError;
-use tungstenite::WebSocket;
+use tungstenite::{Error as WsError, WebSocket};
 
 use crate::conn::{Conn, Io, Remote, Side};
 use crate::reactor::Reactor;
@@ -90,9 +90,7 @@ impl Reactor {
                     match handshake {
                         Ok(ws) => self.opened(conn, id, ws, now),
                         Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ServerHandshake(mid),
-                        Err(HandshakeError::Failure(e)) => {
-                            self.attempt_failed(conn, id, now, retry_after(&e))
-                        }
+                        Err(HandshakeError::Failure(e)) => self.handshake_failed(conn, id, now, &e),
                     }
                 }
                 other => {
@@ -135,16 +133,12 @@ impl Reactor {
             Io::ServerHandshake(mid) => match mid.handshake() {
                 Ok(ws) => self.opened(conn, id, ws, now),
                 Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ServerHandshake(mid),
-                Err(HandshakeError::Failure(e)) => {
-                    self.attempt_failed(conn, id, now, retry_after(&e))
-                }
+                Err(HandshakeError::Failure(e)) => self.handshake_failed(conn, id, now, &e),
             },
             Io::ClientHandshake(mid) => match mid.handshake() {
                 Ok((ws, _)) => self.opened(conn, id, ws, now),
                 Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ClientHandshake(mid),
-                Err(HandshakeError::Failure(e)) => {
-                    self.attempt_failed(conn, id, now, retry_after(&e))
-                }
+                Err(HandshakeError::Failure(e)) => self.handshake_failed(conn, id, now, &e),
             },
             Io::Open(ws) => {
                 conn.io = Io::Open(ws);
@@ -186,7 +180,25 @@ impl Reactor {
         match tungstenite::client::client_with_config(request, stream, Some(self.websocket)) {
             Ok((ws, _)) => self.opened(conn, id, ws, now),
             Err(HandshakeError::Interrupted(mid)) => conn.io = Io::ClientHandshake(mid),
-            Err(HandshakeError::Failure(e)) => self.attempt_failed(conn, id, now, retry_after(&e)),
+            Err(HandshakeError::Failure(e)) => self.handshake_failed(conn, id, now, &e),
+        }
+    }
+
+    /// The handshake failed: as [`attempt_failed`](Self::attempt_failed), with the
+    /// shared classification deciding what comes next. A failure no retry can fix
+    /// (HTTP 4xx other than 408/429, a refused subprotocol) finishes the machine
+    /// instead of scheduling the next attempt; the handler's `on_closed` then says
+    /// `ConnectFailed`.
+    fn handshake_failed(&mut self, conn: &mut Conn, id: ConnId, now: Instant, e: &WsError) {
+        match classify(e) {
+            Failure::Transient { retry_after } => self.attempt_failed(conn, id, now, retry_after),
+            Failure::Permanent(_) => {
+                self.attempt_failed(conn, id, now, None);
+                if let State::Reconnecting { .. } = conn.hb.state() {
+                    conn.hb.close(now, CloseCode::NORMAL);
+                    self.drive_actions(conn, id, now);
+                }
+            }
         }
     }
 

@@ -33,13 +33,27 @@ fn count(lines: &[Value], event: &str) -> usize {
     lines.iter().filter(|v| v["event"] == event).count()
 }
 
-/// `heartbeat ping URL -c 2 --interval 100ms --json EXTRA...`, to completion.
+/// `heartbeat ping URL -c 2 --interval 100ms --json EXTRA...`, to completion, or
+/// killed after 10 s (a run that retries forever fails the test instead of
+/// hanging it).
 fn ping(url: &str, extra: &[&str]) -> Output {
-    heartbeat()
+    let child = heartbeat()
         .args(["ping", url, "--count", "2", "--interval", "100ms", "--json"])
         .args(extra)
-        .output()
-        .expect("run ping")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ping");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    });
+    let out = child.wait_with_output().expect("ping output");
+    let _ = done_tx.send(());
+    out
 }
 
 fn python_tls_server(certs: &TestCerts) -> PyPeer {

@@ -60,3 +60,13 @@ rm -rf "$py_out/wheels"
 "$py_venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$py_out"/wheels/heartbeat-*.whl
 (cd bindings/python/python && "$py_venv/bin/python" -m mypy --ignore-missing-imports heartbeat)
 (cd bindings/python && "$py_venv/bin/python" -m pytest -q -s tests)
+# Feature combinations the workspace build does not cover (the CLI turns TLS on for
+# heartbeat-tokio; nothing turns on heartbeat-blocking's rustls feature).
+echo "== heartbeat-tokio without TLS (wss:// is an error at the call)"
+cargo test -p heartbeat-tokio --test connect_errors
+echo "== heartbeat-tokio keepalive for other stacks (axum, tokio-tungstenite 0.30)"
+cargo clippy -p heartbeat-tokio --features axum,tokio-tungstenite-030 --all-targets -- -D warnings
+cargo test -p heartbeat-tokio --features axum,tokio-tungstenite-030 --test axum --test compat_030
+echo "== heartbeat-blocking over rustls (KeepAlive<_, StreamOwned>)"
+cargo clippy -p heartbeat-blocking --features rustls --all-targets -- -D warnings
+cargo test -p heartbeat-blocking --features rustls --test tls

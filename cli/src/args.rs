@@ -60,7 +60,7 @@ pub enum Command {
 /// `heartbeat ping` options.
 #[derive(Args, Debug)]
 pub struct PingArgs {
-    /// The server, e.g. ws://127.0.0.1:9001
+    /// The server, e.g. wss://example.com/feed or ws://127.0.0.1:9001
     pub url: String,
     /// Stop after N pongs (default: until Ctrl-C or --deadline).
     #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
@@ -78,6 +78,9 @@ pub struct PingArgs {
     /// {"type":"pong","timestamp":..}) instead of WebSocket ping/pong control frames.
     #[arg(long)]
     pub app_json: bool,
+    /// TLS trust, headers and subprotocols (see connect_opts.rs).
+    #[command(flatten)]
+    pub connect: crate::connect_opts::ConnectOpts,
 }
 
 /// `heartbeat connect` options.
@@ -95,6 +98,9 @@ pub struct ConnectArgs {
     /// Use the JSON application heartbeat instead of WebSocket ping/pong frames.
     #[arg(long)]
     pub app_json: bool,
+    /// TLS trust, headers and subprotocols (see connect_opts.rs).
+    #[command(flatten)]
+    pub connect: crate::connect_opts::ConnectOpts,
 }
 
 /// `heartbeat probe` options.
@@ -132,6 +138,9 @@ pub struct ServeArgs {
     /// reason, pings, pongs, an RTT histogram, reconnects and the local lag.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// wss:// (see connect_opts.rs).
+    #[command(flatten)]
+    pub tls: crate::connect_opts::ServeTlsOpts,
 }
 
 /// Heartbeat settings and output format, valid for every command.

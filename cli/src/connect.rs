@@ -26,7 +26,20 @@ pub async fn run(args: ConnectArgs, config: Config, out: Out) -> Exit {
     if args.app_json {
         options = options.codec(JsonCodec);
     }
-    let mut connections = connect(args.url.clone(), options);
+    let request = match args.connect.request(&args.url) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            return Exit::Usage;
+        }
+    };
+    let mut connections = match connect(request, options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            return Exit::Usage;
+        }
+    };
     let (conns_tx, mut conns) = mpsc::channel::<KeepAlive>(1);
     tokio::spawn(async move {
         while let Some(conn) = connections.next().await {

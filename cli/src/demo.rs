@@ -117,7 +117,8 @@ impl Demo {
                 let _ = tx.send((name, e.clone()));
             });
             let connections = match proxies.get(name) {
-                None => connect(format!("ws://{server_addr}/"), options),
+                None => connect(format!("ws://{server_addr}/"), options)
+                    .map_err(|e| format!("client {name}: {e}"))?,
                 Some(proxy) => {
                     let addr = proxy.addr;
                     connect_with(

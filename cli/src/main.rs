@@ -3,6 +3,7 @@
 
 mod args;
 mod connect;
+mod connect_opts;
 mod demo;
 mod limits;
 mod metrics_http;
@@ -114,7 +115,23 @@ fn main() -> ExitCode {
             Some(Command::Connect(args)) => connect::run(args, config, out).await,
             Some(Command::Probe(args)) => probe::run(args, &cli.common, out).await,
             Some(Command::Serve(args)) => {
-                match serve::run(args.bind, args.app_json, args.metrics, config, limits, out).await
+                let tls = match args.tls.load() {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        eprintln!("heartbeat: {e}");
+                        return Exit::Usage;
+                    }
+                };
+                match serve::run(
+                    args.bind,
+                    args.app_json,
+                    args.metrics,
+                    tls,
+                    config,
+                    limits,
+                    out,
+                )
+                .await
                 {
                     Ok(()) => Exit::Ok,
                     Err(e) => {

@@ -40,7 +40,20 @@ pub async fn run(args: PingArgs, config: Config, limits: Limits, out: Out) -> Ex
     if args.app_json {
         options = options.codec(JsonCodec);
     }
-    let mut connections = connect(args.url.clone(), options);
+    let request = match args.connect.request(&args.url) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            return Exit::Usage;
+        }
+    };
+    let mut connections = match connect(request, options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("heartbeat: {e}");
+            return Exit::Usage;
+        }
+    };
     let (finished_tx, mut finished) = mpsc::channel::<()>(1);
     // The live connection's sender, to close it when the run is stopped.
     let current: Arc<Mutex<Option<Sender>>> = Arc::default();

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use heartbeat_core::{CloseCode, Config};
 use heartbeat_tokio::metrics::Metrics;
+use heartbeat_tokio::tls::ServerTls;
 use heartbeat_tokio::tungstenite::Message;
 use heartbeat_tokio::{
-    accept_tcp, AcceptBackoff, AcceptPause, Error, Event, JsonCodec, Limits, Options, Registry,
+    AcceptBackoff, AcceptPause, Error, Event, JsonCodec, Limits, Options, Registry,
 };
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::task::JoinSet;
 
 use crate::args::show;
+use crate::connect_opts::accept_client;
 use crate::metrics_http;
 use crate::output::{ms, Out, Tone};
 use crate::report::{describe_end, end_fields};
@@ -40,6 +42,7 @@ pub async fn run(
     bind: SocketAddr,
     app_json: bool,
     metrics_addr: Option<SocketAddr>,
+    tls: Option<ServerTls>,
     config: Config,
     limits: Limits,
     out: Out,
@@ -56,12 +59,13 @@ pub async fn run(
     out.event(
         "listening",
         "server",
-        json!({ "addr": local.to_string(), "app_json": app_json,
+        json!({ "addr": local.to_string(), "app_json": app_json, "tls": tls.is_some(),
                 "interval_ms": ms(config.ping_interval()),
                 "timeout_ms": ms(config.pong_timeout()) }),
         Tone::Heading,
         &format!(
-            "listening on ws://{local}  (heartbeat every {}, timeout {}{})",
+            "listening on {}://{local}  (heartbeat every {}, timeout {}{})",
+            if tls.is_some() { "wss" } else { "ws" },
             show(config.ping_interval()),
             show(config.pong_timeout()),
             if app_json { ", JSON heartbeat" } else { "" }
@@ -139,6 +143,7 @@ pub async fn run(
             registry: registry.clone(),
             out: out.clone(),
             beats,
+            tls: tls.clone(),
         };
         clients.spawn(async move { serve_client(stream, peer, options, client).await });
     };
@@ -250,6 +255,8 @@ struct Client {
     out: Out,
     /// Its pings and pongs, with `--json` (see [`observed`]).
     beats: Option<UnboundedReceiver<Event>>,
+    /// The server's certificate when serving `wss://`.
+    tls: Option<ServerTls>,
 }
 
 async fn serve_client(
@@ -263,9 +270,11 @@ async fn serve_client(
         registry,
         out,
         mut beats,
+        tls,
     } = client;
     let who = format!("client{conn}");
-    let keepalive = match accept_tcp(stream, &options, &registry).await {
+    let accepted = accept_client(stream, peer, tls.as_ref(), &options, &registry).await;
+    let keepalive = match accepted {
         Ok((_, keepalive)) => keepalive,
         Err(e) => {
             out.event(

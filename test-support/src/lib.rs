@@ -19,6 +19,7 @@
 //! - [`fds`]: open descriptors, a lower `RLIMIT_NOFILE`, CPU time used.
 //! - [`raw`]: a WebSocket peer that speaks raw frames (any shape, lying headers,
 //!   invalid UTF-8), for hostile-peer tests that assert the exact close code.
+//! - [`certs`]: a throwaway CA and server certificate made by the test (rcgen).
 //! - [`skip`]: whether the lab can run here (root, `ip`, `nft`), with a printed
 //!   reason when it cannot; [`binaries`]: the `heartbeat` CLI built from this
 //!   workspace; [`rng`]: a seeded random source for fault schedules.
@@ -30,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod binaries;
+pub mod certs;
 pub mod delay;
 pub mod fds;
 pub mod idle;
@@ -42,6 +44,7 @@ pub mod rng;
 pub mod signal;
 pub mod skip;
 
+pub use certs::TestCerts;
 pub use delay::DelayProxy;
 pub use idle::{IdleMode, IdleProxy};
 pub use netns::{NetnsPair, Side};

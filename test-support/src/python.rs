@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
@@ -59,6 +60,13 @@ pub struct ServerOptions {
     pub json: bool,
     /// With [`json`](Self::json): send a JSON ping this often (`None`: never).
     pub json_ping_interval: Option<Duration>,
+    /// Serve `wss://` with this PEM certificate chain and key (`None`: `ws://`).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The subprotocols the server accepts, in its order of preference.
+    pub subprotocols: Vec<String>,
+    /// Print `REQUEST {"path","authorization","offered","subprotocol"}` for every
+    /// accepted connection (read them with [`PyPeer::wait_for`]).
+    pub record: bool,
 }
 
 impl ServerOptions {
@@ -78,6 +86,24 @@ impl ServerOptions {
         self
     }
 
+    /// Serves `wss://` with `cert` and `key` (PEM files).
+    pub fn tls(mut self, cert: &Path, key: &Path) -> Self {
+        self.tls = Some((cert.to_owned(), key.to_owned()));
+        self
+    }
+
+    /// Accepts `protocol` as a subprotocol (call again for more).
+    pub fn subprotocol(mut self, protocol: &str) -> Self {
+        self.subprotocols.push(protocol.to_owned());
+        self
+    }
+
+    /// Records every accepted request (see [`record`](Self::record)).
+    pub fn record(mut self) -> Self {
+        self.record = true;
+        self
+    }
+
     /// The command-line arguments of `py/server.py` for these options.
     fn args(&self, host: IpAddr) -> Vec<String> {
         let mut args = vec!["--host".to_owned(), host.to_string()];
@@ -93,6 +119,17 @@ impl ServerOptions {
         }
         if let Some(d) = self.json_ping_interval {
             args.extend(["--json-ping-interval".to_owned(), secs(d)]);
+        }
+        if let Some((cert, key)) = &self.tls {
+            let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+            args.extend(["--tls-cert".to_owned(), path(cert)]);
+            args.extend(["--tls-key".to_owned(), path(key)]);
+        }
+        for p in &self.subprotocols {
+            args.extend(["--subprotocol".to_owned(), p.clone()]);
+        }
+        if self.record {
+            args.push("--record".to_owned());
         }
         args
     }
@@ -110,6 +147,8 @@ pub struct PyPeer {
     lines: Receiver<String>,
     /// The server's address (for [`PyPeer::echo_server`] and [`PyPeer::server`]).
     pub addr: Option<SocketAddr>,
+    /// Whether the server speaks `wss://`.
+    tls: bool,
 }
 
 impl PyPeer {
@@ -155,12 +194,15 @@ impl PyPeer {
         let line = peer.wait_for("PORT ", STARTUP)?;
         let port: u16 = line[5..].trim().parse().map_err(invalid)?;
         peer.addr = Some(SocketAddr::new(host, port));
+        peer.tls = options.tls.is_some();
         Ok(peer)
     }
 
-    /// The server's `ws://` URL (for a peer started as a server).
+    /// The server's `ws://` (or, with TLS, `wss://`) URL (for a peer started as a
+    /// server).
     pub fn url(&self) -> Option<String> {
-        self.addr.map(|a| format!("ws://{a}/"))
+        let scheme = if self.tls { "wss" } else { "ws" };
+        self.addr.map(|a| format!("{scheme}://{a}/"))
     }
 
     /// One process holding `n` client connections to `url` (`ws://127.x.x.x:port/`),
@@ -257,6 +299,7 @@ impl PyPeer {
             child,
             lines: rx,
             addr: None,
+            tls: false,
         })
     }
 }
@@ -317,7 +360,15 @@ mod tests {
                 "0.25"
             ]
         );
-        for flag in ["--ping-interval", "--ping-timeout", "--json-ping-interval"] {
+        for flag in [
+            "--ping-interval",
+            "--ping-timeout",
+            "--json-ping-interval",
+            "--tls-cert",
+            "--tls-key",
+            "--subprotocol",
+            "--record",
+        ] {
             assert!(SERVER.contains(flag), "server.py takes {flag}");
         }
     }

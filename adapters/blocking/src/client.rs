@@ -1,6 +1,7 @@
 //! [`run_client`]: a reconnecting client, driven by the machine.
 
-use heartbeat_core::{Config, DeathReason, HeartbeatMachine, State};
+use heartbeat_core::{CloseCode, Config, DeathReason, HeartbeatMachine, State};
+use heartbeat_transport::tungstenite::{classify, Failure};
 use heartbeat_transport::{drive, seed, Clock, NoTransport};
 
 use crate::connect;
@@ -20,7 +21,9 @@ use crate::{Error, KeepAlive, Next};
 /// [`Next::Stop`] ([`DeathReason::LocalClose`] if the connection was open), the
 /// attempts are exhausted, or the peer closed with a permanent code. Returns an
 /// error at once, without connecting, for a URL that can never work
-/// ([`Error::Url`], [`Error::TlsUnsupported`]).
+/// ([`Error::Url`], [`Error::TlsUnsupported`]), and after the first attempt that
+/// failed in a way no retry can fix ([`Error::Connect`] with an HTTP 4xx other
+/// than 408/429: see `heartbeat_transport::tungstenite::classify`).
 ///
 /// Use a client-role `config`; `session` usually loops on
 /// [`read`](KeepAlive::read) until it returns [`Error::Dead`].
@@ -45,7 +48,16 @@ pub fn run_client(
                 }
                 // The machine was told (and its `Disconnect` drains below): the
                 // failed attempt's socket is already dropped.
-                Err(_) => connect = drive(&mut hb, &mut NoTransport, clock.now()).connect,
+                Err(e) => {
+                    if is_permanent(&e) {
+                        // No retry can fix it (HTTP 401/403/404, a rejected
+                        // certificate): finish instead of scheduling the next one.
+                        hb.close(clock.now(), CloseCode::NORMAL);
+                        let _ = drive(&mut hb, &mut NoTransport, clock.now());
+                        return Err(e);
+                    }
+                    connect = drive(&mut hb, &mut NoTransport, clock.now()).connect;
+                }
             }
             continue;
         }
@@ -61,4 +73,9 @@ pub fn run_client(
         }
         connect = drive(&mut hb, &mut NoTransport, clock.now()).connect;
     }
+}
+
+/// Whether a failed attempt's error can never go away by retrying.
+fn is_permanent(e: &Error) -> bool {
+    matches!(e, Error::Connect(ws) if matches!(classify(ws), Failure::Permanent(_)))
 }

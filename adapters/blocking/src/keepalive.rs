@@ -12,6 +12,7 @@ use heartbeat_transport::{drive, feed, seed, Clock, Fed, Incoming, NoTransport, 
 use tungstenite::{Error as WsError, Message, WebSocket};
 
 use crate::connect;
+use crate::socket::Socket;
 use crate::wait::{is_timeout, socket_timeout, FOREVER, MIN_WAIT};
 use crate::Error;
 
@@ -20,8 +21,8 @@ use crate::Error;
 /// Every wait is the machine's: a read blocks at most until
 /// [`poll_timeout`](HeartbeatMachine::poll_timeout), then the machine's
 /// [`handle_timeout`](HeartbeatMachine::handle_timeout) decides what is due.
-pub struct KeepAlive<C: Borrow<Config> = Config> {
-    ws: WebSocket<TcpStream>,
+pub struct KeepAlive<C: Borrow<Config> = Config, S: Socket = TcpStream> {
+    ws: WebSocket<S>,
     hb: HeartbeatMachine<C>,
     clock: Clock,
     /// The last write hit the write timeout: data waits in tungstenite's buffer.
@@ -69,7 +70,7 @@ impl KeepAlive<Config> {
     }
 }
 
-impl<C: Borrow<Config>> KeepAlive<C> {
+impl<C: Borrow<Config>> KeepAlive<C, TcpStream> {
     /// Upgrades a TCP stream you accepted (server side) with a fresh machine: the
     /// upgrade is the connection attempt, bounded by [`Config::connect_timeout`]
     /// (a client that connects and never sends its request is dropped then, with
@@ -87,9 +88,14 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             }
         }
     }
+}
 
+impl<C: Borrow<Config>, S: Socket> KeepAlive<C, S> {
     /// Wraps an open WebSocket (handshake done) with a fresh machine, connected now.
-    pub fn new(ws: WebSocket<TcpStream>, config: C, seed: u64) -> KeepAlive<C> {
+    ///
+    /// `ws` may run over any [`Socket`]: a `TcpStream`, or with the `rustls`
+    /// feature a rustls `StreamOwned` (`wss://` you opened yourself).
+    pub fn new(ws: WebSocket<S>, config: C, seed: u64) -> KeepAlive<C, S> {
         let clock = Clock::new();
         let mut hb = HeartbeatMachine::new(config, seed);
         hb.handle_connected(clock.now());
@@ -99,12 +105,8 @@ impl<C: Borrow<Config>> KeepAlive<C> {
     /// Wraps an open WebSocket with a machine that was already told
     /// `handle_connected` on `clock` (as [`run_client`](crate::run_client) does
     /// across reconnects).
-    pub fn from_parts(
-        ws: WebSocket<TcpStream>,
-        hb: HeartbeatMachine<C>,
-        clock: Clock,
-    ) -> KeepAlive<C> {
-        let _ = ws.get_ref().set_nodelay(true);
+    pub fn from_parts(ws: WebSocket<S>, hb: HeartbeatMachine<C>, clock: Clock) -> KeepAlive<C, S> {
+        let _ = ws.get_ref().tcp().set_nodelay(true);
         KeepAlive {
             ws,
             hb,
@@ -220,12 +222,12 @@ impl<C: Borrow<Config>> KeepAlive<C> {
     }
 
     /// The WebSocket.
-    pub fn get_ref(&self) -> &WebSocket<TcpStream> {
+    pub fn get_ref(&self) -> &WebSocket<S> {
         &self.ws
     }
 
     /// Splits into the WebSocket, the machine and its clock.
-    pub fn into_parts(self) -> (WebSocket<TcpStream>, HeartbeatMachine<C>, Clock) {
+    pub fn into_parts(self) -> (WebSocket<S>, HeartbeatMachine<C>, Clock) {
         (self.ws, self.hb, self.clock)
     }
 
@@ -235,7 +237,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
     /// reconnect deadline. Returns the machine and the attempt it started, if any.
     pub(crate) fn finish(mut self) -> (HeartbeatMachine<C>, Option<u32>) {
         if let State::Open = self.hb.state() {
-            let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+            let _ = self.ws.get_ref().tcp().shutdown(Shutdown::Both);
             let now = self.clock.now();
             let _ = feed(&mut self.hb, now, Incoming::Ended);
             self.pump(now);
@@ -285,6 +287,7 @@ impl<C: Borrow<Config>> KeepAlive<C> {
         let _ = self
             .ws
             .get_ref()
+            .tcp()
             .set_read_timeout(Some(socket_timeout(wait)));
         // A deadline already due is judged after this read, whatever it brings: a
         // peer that keeps sending must not keep the machine from its timers.
@@ -425,14 +428,14 @@ impl<C: Borrow<Config>> KeepAlive<C> {
             self.blocked = false;
             self.ping_unflushed = false;
             self.close_unflushed = false;
-            let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+            let _ = self.ws.get_ref().tcp().shutdown(Shutdown::Both);
         }
     }
 
     /// Writes block at most for the pong timeout; longer and the frame waits.
     fn set_write_timeout(&self) {
         let timeout = self.hb.pong_timeout().max(MIN_WAIT);
-        let _ = self.ws.get_ref().set_write_timeout(Some(timeout));
+        let _ = self.ws.get_ref().tcp().set_write_timeout(Some(timeout));
     }
 }
 

@@ -7,6 +7,9 @@
 //!   clamped to at least 1 ms), sends pings and pongs, and returns
 //!   [`Error::Dead`] as soon as the peer is declared dead.
 //!   [`send`](KeepAlive::send) sends application messages.
+//! - A connection over TLS: open it yourself (rustls's `StreamOwned` and
+//!   `tungstenite::client`), then [`KeepAlive::new`]; with the `rustls` feature
+//!   `StreamOwned` is a [`Socket`]. See `tests/tls.rs`.
 //! - [`run_client`] is a reconnecting client loop: it connects when the machine
 //!   says so, hands each live connection to your session function, and sleeps until
 //!   the machine's next deadline in between.
@@ -60,11 +63,13 @@ use tungstenite::Error as WsError;
 mod client;
 mod connect;
 mod keepalive;
+mod socket;
 mod wait;
 
 pub use client::run_client;
 pub use heartbeat_transport::tungstenite::{small_buffers, Limits, UrlError};
 pub use keepalive::KeepAlive;
+pub use socket::Socket;
 pub use tungstenite;
 
 /// Why a [`KeepAlive`] call (or [`run_client`]) failed.
@@ -80,7 +85,9 @@ pub enum Error {
     Dead(DeathReason),
     /// The URL is not a usable `ws://` URL. Never retried.
     Url(UrlError),
-    /// The URL asks for `wss://`; this driver speaks plain TCP only.
+    /// The URL asks for `wss://`: [`KeepAlive::connect`] and [`run_client`] open
+    /// plain TCP only. Open the TLS stream yourself (rustls's `StreamOwned`, with
+    /// the `rustls` feature) and wrap it with [`KeepAlive::new`].
     TlsUnsupported,
     /// The WebSocket handshake failed (rejected upgrade, bad response).
     Connect(WsError),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use heartbeat_blocking::{run_client, Error, KeepAlive, Next, UrlError};
+use heartbeat_blocking::{run_client, tungstenite, Error, KeepAlive, Next, UrlError};
 use heartbeat_core::{Backoff, CloseCode, Config, ConnectFailure, DeathReason, Jitter, Role};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
@@ -234,5 +234,88 @@ fn a_blocking_server_and_client_keep_each_other_alive_and_close_with_one_handsha
     for s in [ours, their_stats] {
         assert!(s.pongs_matched >= 4, "{s:?}");
         assert_eq!(s.pong_timeouts, 0, "{s:?}");
+    }
+}
+
+/// A server that answers every upgrade with HTTP 401; counts the requests.
+fn unauthorized_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    (addr, requests)
+}
+
+#[test]
+fn run_client_stops_after_one_401_instead_of_retrying() {
+    let (addr, requests) = unauthorized_server();
+    let mut cfg = config(Role::Client);
+    // Plenty of attempts allowed: only the classification can stop it after one.
+    cfg = Config::builder()
+        .role(Role::Client)
+        .ping_interval(cfg.ping_interval())
+        .pong_timeout(cfg.pong_timeout())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .backoff(Backoff {
+            max_attempts: Some(5),
+            ..cfg.backoff()
+        })
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let result = run_client(&format!("ws://{addr}/"), cfg, |_| Next::Reconnect);
+    match result {
+        Err(Error::Connect(tungstenite::Error::Http(r))) => assert_eq!(r.status(), 401),
+        other => panic!("expected the 401, got {other:?}"),
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried");
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn run_client_waits_out_a_503_retry_after() {
+    use std::io::Write;
+    use std::sync::Mutex;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            log.lock().unwrap().push(Instant::now());
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream
+                .write_all(b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    // max_attempts 2: three attempts, 50-100 ms of backoff apart unless the server asks for more.
+    let result = run_client(&format!("ws://{addr}/"), config(Role::Client), |_| {
+        Next::Reconnect
+    });
+    assert!(
+        matches!(result, Ok(DeathReason::ConnectFailed(_))),
+        "{result:?}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    for pair in seen.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+        assert!(
+            gap < Duration::from_secs(1) + SLACK * 2,
+            "retried after {gap:?}"
+        );
     }
 }

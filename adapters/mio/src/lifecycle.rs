@@ -7,12 +7,12 @@ use std::io::{self, ErrorKind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_core::{HeartbeatMachine, Instant};
-use heartbeat_transport::tungstenite::{retry_after, Target, UrlError};
+use heartbeat_core::{CloseCode, HeartbeatMachine, Instant, State};
+use heartbeat_transport::tungstenite::{classify, Failure, Target, UrlError};
 use heartbeat_transport::{seed, AcceptPause};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use tungstenite::WebSocket;
+use tungstenite::{Error as WsError, WebSocket};
 
 use crate::conn::{Conn, Io, Remote, Side};
 use crate::reactor::Reactor;
@@ -221,7 +221,7 @@ impl Reactor {
         };
         match Upgrade::client(sock, request) {
             Ok(upgrade) => self.upgrade(conn, id, upgrade, now),
-            Err(e) => self.attempt_failed(conn, id, now, retry_after(&e)),
+            Err(e) => self.handshake_failed(conn, id, now, &e),
         }
     }
 
@@ -230,7 +230,25 @@ impl Reactor {
         match upgrade.advance(&mut self.scratch, self.websocket) {
             Step::Open(ws) => self.opened(conn, id, ws, now),
             Step::Pending(upgrade) => conn.io = Io::Upgrading(upgrade),
-            Step::Failed(e) => self.attempt_failed(conn, id, now, retry_after(&e)),
+            Step::Failed(e) => self.handshake_failed(conn, id, now, &e),
+        }
+    }
+
+    /// The handshake failed: as [`attempt_failed`](Self::attempt_failed), with the
+    /// shared classification deciding what comes next. A failure no retry can fix
+    /// (HTTP 4xx other than 408/429, a refused subprotocol) finishes the machine
+    /// instead of scheduling the next attempt; the handler's `on_closed` then says
+    /// `ConnectFailed`.
+    fn handshake_failed(&mut self, conn: &mut Conn, id: ConnId, now: Instant, e: &WsError) {
+        match classify(e) {
+            Failure::Transient { retry_after } => self.attempt_failed(conn, id, now, retry_after),
+            Failure::Permanent(_) => {
+                self.attempt_failed(conn, id, now, None);
+                if let State::Reconnecting { .. } = conn.hb.state() {
+                    conn.hb.close(now, CloseCode::NORMAL);
+                    self.drive_actions(conn, id, now);
+                }
+            }
         }
     }
 

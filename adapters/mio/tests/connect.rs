@@ -152,3 +152,79 @@ fn a_bad_url_is_an_invalid_input_error_saying_why() {
     assert_eq!(url_error, Some(&UrlError::Port("0".into())));
     assert_eq!(client.stats().connections, 0);
 }
+
+/// An HTTP server answering every request with `response`; sends each request's
+/// arrival time.
+fn refusing_server(response: &'static str) -> (std::net::SocketAddr, mpsc::Receiver<Instant>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let _ = tx.send(Instant::now());
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (addr, rx)
+}
+
+/// A client config whose backoff alone would retry within 100 ms, honouring a
+/// server's delay up to 5 s.
+fn quick_retry_config() -> Config {
+    Config::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .backoff(Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(100),
+            max_requested_delay: Duration::from_secs(5),
+            ..Config::default().backoff()
+        })
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_503_retry_after_delays_the_next_attempt_by_that_much() {
+    let (addr, requests) =
+        refusing_server("HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+    let mut client = Driver::new(Options::new(quick_retry_config()), Record::default()).unwrap();
+    client.connect(&format!("ws://{addr}/")).unwrap();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < 2 && started.elapsed() < Duration::from_secs(4) {
+        client.turn(Some(Duration::from_millis(5))).unwrap();
+        seen.extend(requests.try_iter());
+    }
+    assert_eq!(seen.len(), 2, "a second attempt came");
+    let gap = seen[1] - seen[0];
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    assert!(
+        gap < Duration::from_secs(1) + SLACK * 3,
+        "retried after {gap:?}"
+    );
+}
+
+#[test]
+fn a_401_finishes_the_client_after_one_attempt() {
+    let (addr, requests) =
+        refusing_server("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+    let mut client = Driver::new(Options::new(quick_retry_config()), Record::default()).unwrap();
+    let id = client.connect(&format!("ws://{addr}/")).unwrap();
+    let started = Instant::now();
+    // Long enough for several backoff-paced retries, were there any.
+    while started.elapsed() < Duration::from_millis(800) {
+        client.turn(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(requests.try_iter().count(), 1, "not retried");
+    let closed = &client.handler().closed;
+    assert_eq!(closed.len(), 1, "the client is gone: {closed:?}");
+    assert_eq!(closed[0].0, id);
+    assert_eq!(
+        closed[0].1,
+        DeathReason::ConnectFailed(ConnectFailure::Error)
+    );
+}

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "a hung server is detected within {:?}",
         config.detection_bound(Duration::ZERO)
     );
-    let mut connections = connect(url, Options::new(config));
+    let mut connections = connect(url, Options::new(config))?;
     while let Some(conn) = connections.next().await {
         println!("connected");
         let (tx, mut rx) = conn.split();

@@ -19,22 +19,20 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
 
-use futures_util::Stream;
 use heartbeat_core::{
     CloseCode, Deadline, DeathReason, HeartbeatMachine, Instant, PongOutcome, State, TimerKind,
 };
 use heartbeat_transport::tungstenite::incoming_from_error;
 use heartbeat_transport::{drive, Incoming, LagMeter};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, trace, warn};
 
 use crate::clock::Clock;
 use crate::codec::{Heartbeat, HeartbeatCodec};
 use crate::error::Error;
 use crate::event::{emit, Event, Observer};
+use crate::socket::WsSocket;
 use crate::writer::{Budget, Flushed, Outbound, Writer};
 
 /// How long a measured lag is remembered (one to two windows).
@@ -53,7 +51,8 @@ pub(crate) enum Turn {
 /// One connection: its socket, its machine (owned, or borrowed from a reconnecting
 /// client's supervisor) and the driver state between them.
 pub(crate) struct Core<S, M> {
-    ws: WebSocketStream<S>,
+    /// The WebSocket: tokio-tungstenite's, or any [`WsSocket`].
+    ws: S,
     hb: M,
     clock: Clock,
     codec: Option<Arc<dyn HeartbeatCodec>>,
@@ -87,12 +86,12 @@ pub(crate) struct Core<S, M> {
 
 impl<S, M> Core<S, M>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: WsSocket,
     M: BorrowMut<HeartbeatMachine>,
 {
     /// The open connection `ws`; `hb` must have been told it is connected.
     pub(crate) fn new(
-        ws: WebSocketStream<S>,
+        ws: S,
         hb: M,
         clock: Clock,
         codec: Option<Arc<dyn HeartbeatCodec>>,

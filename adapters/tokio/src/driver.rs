@@ -12,10 +12,8 @@ use core::task::{Context, Poll};
 use std::sync::Arc;
 
 use heartbeat_core::{CloseCode, Health, HeartbeatMachine, Instant, State, Stats};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
 use crate::clock::Clock;
@@ -23,6 +21,7 @@ use crate::codec::HeartbeatCodec;
 use crate::core::{Core, Turn};
 use crate::error::Error;
 use crate::protocol::{Cmd, Link};
+use crate::socket::WsSocket;
 use crate::status::Status;
 use crate::writer::Budget;
 
@@ -49,13 +48,13 @@ type Room = (mpsc::OwnedPermit<(Message, Budget)>, Budget);
 
 impl<S, M> Driver<S, M>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: WsSocket,
     M: BorrowMut<HeartbeatMachine>,
 {
     /// A driver for the open connection `ws`; `hb` must have been told it is
     /// connected.
     pub(crate) fn new(
-        ws: WebSocketStream<S>,
+        ws: S,
         hb: M,
         clock: Clock,
         codec: Option<Arc<dyn HeartbeatCodec>>,

@@ -4,6 +4,7 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use heartbeat_core::{DeathReason, ProtocolError};
+use heartbeat_transport::tungstenite::{classify, Failure, Permanent, UrlError};
 use tokio_tungstenite::tungstenite;
 
 /// Which side started a close handshake.
@@ -65,6 +66,29 @@ pub enum Error {
     /// Connecting (TCP or the WebSocket handshake) failed.
     #[error("connect failed: {0}")]
     Connect(Arc<tungstenite::Error>),
+    /// A connection attempt failed in a way no retry can fix (a rejected
+    /// certificate, HTTP 401/403/404, no common TLS version): the reconnecting
+    /// client ends with this unless [`Options::retry_permanent`](crate::Options::retry_permanent)
+    /// was set.
+    #[error("connect failed for good: {cause}")]
+    Permanent {
+        /// What to fix.
+        cause: Permanent,
+        /// The error the attempt ended with.
+        source: Arc<tungstenite::Error>,
+    },
+    /// The URL was rejected at the call (wrong scheme, no host, a port outside
+    /// 1-65535, not a URL): nothing was attempted.
+    #[error("invalid URL: {0}")]
+    Url(#[from] UrlError),
+    /// `wss://` in a build without TLS: enable the `rustls-native-roots` or
+    /// `rustls-webpki-roots` feature. Returned at the call.
+    #[error("wss:// needs TLS: build heartbeat-tokio with feature rustls-native-roots or rustls-webpki-roots")]
+    TlsUnavailable,
+    /// A header or subprotocol of a [`ConnectRequest`](crate::ConnectRequest) that
+    /// HTTP cannot carry; the text names it.
+    #[error("invalid request: {0}")]
+    Request(String),
     /// The connection attempt (TCP, TLS and the WebSocket upgrade) did not finish
     /// within the machine's `connect_timeout`.
     #[error("not connected within {0:?} (connect timeout)")]
@@ -141,11 +165,33 @@ impl Error {
         }
     }
 
-    /// The delay a refused upgrade asked for (`Retry-After` on HTTP 429/503).
+    /// The delay a refused upgrade asked for (`Retry-After` on HTTP 429/503, in
+    /// seconds or as an HTTP-date).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Connect(e) => heartbeat_transport::tungstenite::retry_after(e),
             _ => None,
+        }
+    }
+
+    /// Whether this error can never go away by retrying the same request: a
+    /// [`Permanent`](Error::Permanent) failure or an error returned at the call.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::Permanent { .. } | Error::Url(_) | Error::TlsUnavailable | Error::Request(_)
+        )
+    }
+
+    /// A failed attempt's error as the reconnecting client reports it:
+    /// [`Error::Permanent`] when the shared classification says no retry can help.
+    pub(crate) fn classified(self) -> Error {
+        match self {
+            Error::Connect(source) => match classify(&source) {
+                Failure::Permanent(cause) => Error::Permanent { cause, source },
+                Failure::Transient { .. } => Error::Connect(source),
+            },
+            other => other,
         }
     }
 }

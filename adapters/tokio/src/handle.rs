@@ -16,9 +16,10 @@ use heartbeat_transport::tungstenite::Limits;
 
 use crate::clock::Clock;
 use crate::driver::Driver;
-use crate::error::Error;
+use crate::error::{Error, Initiator};
 use crate::options::Options;
 use crate::protocol::{Cmd, Link, Shared};
+use crate::socket::WsSocket;
 use crate::status::{Status, StatusCell};
 use crate::writer::Budget;
 
@@ -33,7 +34,9 @@ use crate::writer::Budget;
 /// The application talks to the task through this handle, or through the two halves
 /// of [`split`](KeepAlive::split): a cloneable [`Sender`] (data messages, close) and a
 /// [`Receiver`] (data messages, then the terminal [`Error`]). Dropping every `Sender`
-/// and the `Receiver` closes the connection with 1000.
+/// and the `Receiver` closes the connection with 1000 while the runtime keeps running
+/// the driver task; before a runtime stops (the end of `main`), await
+/// [`shutdown`](KeepAlive::shutdown), which returns once the close handshake is over.
 #[derive(Debug)]
 pub struct KeepAlive {
     sender: Sender,
@@ -56,17 +59,34 @@ impl KeepAlive {
         Self::spawn(ws, hb, clock, options, None)
     }
 
+    /// Starts the heartbeat on a WebSocket from another stack (axum's `WebSocket`,
+    /// another tokio-tungstenite version, ...) adapted by [`Compat`](crate::Compat),
+    /// or anything else that is a [`WsSocket`]; see [`KeepAlive::new`].
+    ///
+    /// The stack must answer pings and reply to a close frame by itself, as every
+    /// tungstenite-based one does; the driver never sends a pong for a WebSocket
+    /// ping.
+    pub fn from_socket<W>(ws: W, options: &Options) -> KeepAlive
+    where
+        W: WsSocket + Send + 'static,
+    {
+        let clock = Clock::start();
+        let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
+        hb.handle_connected(clock.now());
+        Self::spawn(ws, hb, clock, options, None)
+    }
+
     /// Spawns the driver of `hb`, which was just told the connection is up; runs
     /// `on_dead` at detection time.
     pub(crate) fn spawn<S>(
-        ws: WebSocketStream<S>,
+        ws: S,
         hb: HeartbeatMachine,
         clock: Clock,
         options: &Options,
         on_dead: Option<Box<dyn FnOnce() + Send>>,
     ) -> KeepAlive
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: WsSocket + Send + 'static,
     {
         let options = &options.bind(options.heartbeat.role(), None, None);
         crate::event::emit(
@@ -97,6 +117,13 @@ impl KeepAlive {
     /// Starts a close handshake with `code` (see [`Sender::close`]).
     pub async fn close(&self, code: CloseCode) -> Result<(), Error> {
         self.sender.close(code).await
+    }
+
+    /// Closes with `code` and returns once the close handshake is over: the close
+    /// frame was written and the peer answered, or the close timeout passed, or the
+    /// connection had already ended. See [`Sender::shutdown`].
+    pub async fn shutdown(self, code: CloseCode) -> Result<(), Error> {
+        self.sender.shutdown(code).await
     }
 
     /// The latest heartbeat snapshot (RTT, health, counters). Never waits.
@@ -131,6 +158,8 @@ impl KeepAlive {
 #[derive(Clone, Debug)]
 pub struct Sender {
     cmd_tx: mpsc::Sender<Cmd>,
+    /// Closed once the driver task has ended (see [`Sender::shutdown`]).
+    alive: mpsc::Sender<()>,
     shared: Arc<Shared>,
     status: Arc<StatusCell>,
 }
@@ -191,6 +220,30 @@ impl Sender {
             .send(Cmd::Close(code))
             .await
             .map_err(|_| self.shared.terminal_error())
+    }
+
+    /// Closes with `code` and waits until the driver has let go of the socket: the
+    /// close frame was written and the peer's reply read, or the configured close
+    /// timeout passed. Await it before a runtime shuts down (the end of `main`):
+    /// dropping the handles closes with 1000 only while the runtime still runs the
+    /// driver task, and a runtime that is shutting down runs nothing.
+    ///
+    /// `Ok` when this close ended the connection; the terminal error when the
+    /// connection was already over for another reason.
+    pub async fn shutdown(&self, code: CloseCode) -> Result<(), Error> {
+        if self.check_alive().is_ok() {
+            // Refused only when the driver is already gone: then there is nothing to wait for.
+            let _ = self.cmd_tx.send(Cmd::Close(code)).await;
+        }
+        // The driver drops the other end when it ends.
+        self.alive.closed().await;
+        match self.shared.terminal_error() {
+            Error::Closed {
+                initiator: Initiator::Local,
+                ..
+            } => Ok(()),
+            other => Err(other),
+        }
     }
 
     /// The latest heartbeat snapshot. Never waits.
@@ -268,6 +321,7 @@ impl Stream for Receiver {
 /// The channels between one driver and its application handle.
 pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
     let (cmd_tx, cmd_rx) = mpsc::channel(options.outbound_capacity.max(1));
+    let (alive, alive_rx) = mpsc::channel(1);
     let (data_tx, data_rx) = mpsc::channel(options.inbound_capacity.max(1));
     let (publisher, status) = StatusCell::new(initial);
     let shared = Arc::new(Shared::new(
@@ -291,10 +345,12 @@ pub(crate) fn channel(options: &Options, initial: Status) -> (Link, KeepAlive) {
         status: publisher,
         mirror: None,
         on_dead: None,
+        alive: alive_rx,
     };
     let handle = KeepAlive {
         sender: Sender {
             cmd_tx,
+            alive,
             shared: shared.clone(),
             status: status.clone(),
         },

@@ -11,11 +11,18 @@
 //!   socket so heartbeats run while the application is busy or only sending. Split
 //!   it into a [`Sender`] and a [`Receiver`]; read live RTT, health and counters with
 //!   [`KeepAlive::status`] at any time.
+//! - [`KeepAlive::from_socket`] + [`Compat`]: the same driver over a WebSocket of
+//!   another stack (axum's, tokio-tungstenite 0.30's; features `axum`,
+//!   `tokio-tungstenite-030`), any `Stream` + `Sink` of messages through [`WsMessage`].
+//! - module `tls` (features `rustls-native-roots` / `rustls-webpki-roots`): `wss://`.
 //! - [`KeepAliveStream`]: the lean way to hold many connections: a `Stream` + `Sink`
 //!   whose heartbeat runs while the application polls it, in the application's own
 //!   task, with no driver task, channel or status publication.
 //! - [`connect`]: a reconnecting client yielding a sequence of live connections
 //!   ([`Connections`]).
+//! - [`accept_with`]: the server's hook on the upgrade request (path, headers, peer
+//!   address) that can refuse it with an HTTP status before the client is
+//!   registered; `examples/bearer_auth.rs` lets in only a bearer token.
 //! - [`accept`] / [`accept_tcp`] and [`Registry`]: the server role per connection, a
 //!   registry that drops dead clients at detection time, and a
 //!   [`broadcast`](Registry::broadcast) that never waits on a slow or dead client.
@@ -53,7 +60,7 @@
 //!     .ping_interval(Duration::from_secs(5))
 //!     .pong_timeout(Duration::from_secs(5))
 //!     .build()?;
-//! let mut connections = connect("ws://127.0.0.1:9000", Options::new(config));
+//! let mut connections = connect("ws://127.0.0.1:9000", Options::new(config))?;
 //! while let Some(conn) = connections.next().await {
 //!     let (tx, mut rx) = conn.split();
 //!     tx.send("subscribe".into()).await?;
@@ -77,11 +84,13 @@
 mod acceptor;
 mod clock;
 mod codec;
+mod compat;
 mod core;
 mod driver;
 mod error;
 mod event;
 mod handle;
+mod hook;
 mod mailbox;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -89,10 +98,15 @@ mod net;
 mod options;
 mod protocol;
 mod reconnect;
+mod request;
 mod server;
+mod socket;
 mod status;
 mod stream;
 mod writer;
+
+#[cfg(feature = "_rustls")]
+pub mod tls;
 
 pub use acceptor::Acceptor;
 pub use clock::Clock;
@@ -100,12 +114,17 @@ pub use codec::{Heartbeat, HeartbeatCodec, JsonCodec};
 pub use error::{Error, Initiator};
 pub use event::{ConnId, ConnInfo, Event, Observer};
 pub use handle::{KeepAlive, Receiver, Sender};
-pub use heartbeat_transport::tungstenite::{small_buffers, Limits, LimitsError, Refused};
+pub use heartbeat_transport::tungstenite::{
+    small_buffers, Limits, LimitsError, Permanent, Refused, Target, UrlError,
+};
 pub use heartbeat_transport::{AcceptBackoff, AcceptPause};
+pub use hook::{accept_with, Accept, Handshake, Reject};
 pub use net::set_nodelay;
 pub use options::Options;
-pub use reconnect::{connect, connect_with, Connections};
+pub use reconnect::{connect, connect_via, connect_with, Connections};
+pub use request::{ConnectRequest, IntoConnectRequest};
 pub use server::{accept, accept_stream, accept_tcp, BroadcastReport, ClientId, Registry};
+pub use socket::{Compat, Parts, WsMessage, WsSocket};
 pub use status::Status;
 pub use stream::KeepAliveStream;
 

@@ -50,6 +50,12 @@ pub struct Options {
     /// Called for every [`Event`] (pings, pongs with RTT, deaths, reconnects); see
     /// [`observe`](Options::observe). Default: none.
     pub observer: Option<Observer>,
+    /// Retry attempts that failed permanently (a rejected certificate, HTTP 4xx
+    /// other than 408/429; see [`Error::Permanent`](crate::Error::Permanent)) with
+    /// backoff like any other failure, instead of ending the reconnecting client.
+    /// For a server that is known to answer 401/404 while it is being deployed.
+    /// Default `false`.
+    pub retry_permanent: bool,
     /// The local-lag measure shared by every connection made with these options
     /// (and their clones): a server's accepted connections, a client's successive
     /// connections.
@@ -70,6 +76,7 @@ impl Options {
             codec: None,
             seed: None,
             observer: None,
+            retry_permanent: false,
             lag: Arc::new(heartbeat_transport::LagMeter::new(crate::core::LAG_WINDOW)),
             conn: None,
         }
@@ -92,6 +99,12 @@ impl Options {
     /// Fixes the jitter seed (for reproducible tests).
     pub fn seed(mut self, seed: u64) -> Options {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Sets [`retry_permanent`](Options::retry_permanent).
+    pub fn retry_permanent(mut self, retry: bool) -> Options {
+        self.retry_permanent = retry;
         self
     }
 
@@ -168,6 +181,7 @@ impl fmt::Debug for Options {
             .field("codec", &self.codec.as_ref().map(|c| c.name()))
             .field("seed", &self.seed)
             .field("observer", &self.observer.is_some())
+            .field("retry_permanent", &self.retry_permanent)
             .finish()
     }
 }

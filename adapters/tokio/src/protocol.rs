@@ -41,6 +41,10 @@ pub(crate) struct Link {
     pub(crate) observer: Option<Observer>,
     /// The local-lag measure of the connection's `Options`.
     pub(crate) lag: std::sync::Arc<heartbeat_transport::LagMeter>,
+    /// Never read (held for its drop): dropped with the driver, which is what `Sender::shutdown` waits
+    /// for (its `alive` sender then reports closed).
+    #[allow(dead_code)]
+    pub(crate) alive: mpsc::Receiver<()>,
 }
 
 /// State both halves and the driver share.

@@ -9,7 +9,7 @@ use futures_util::Stream;
 use heartbeat_core::{Action, CloseCode, ConnectFailure, DeathReason, HeartbeatMachine, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::clock::{sleep_until_opt, Clock};
@@ -18,10 +18,17 @@ use crate::error::Error;
 use crate::event::{emit, Event};
 use crate::handle::{channel, KeepAlive};
 use crate::options::Options;
+use crate::request::IntoConnectRequest;
 use crate::status::{Publisher, Status, StatusCell};
+use heartbeat_transport::tungstenite::Target;
 
-/// Connects to `url` (`ws://` only) and keeps reconnecting per `options.heartbeat`'s
-/// backoff (use a `Role::Client` config).
+/// Connects to `request` (a `wss://` or `ws://` URL, or a [`ConnectRequest`](crate::ConnectRequest) with
+/// headers, subprotocols and TLS settings) and keeps reconnecting per
+/// `options.heartbeat`'s backoff (use a `Role::Client` config).
+///
+/// The URL is checked here, once: a wrong scheme, a missing host, a port outside
+/// 1-65535 or `wss://` in a build without TLS is an error at the call
+/// ([`Error::Url`], [`Error::TlsUnavailable`]), never an attempt retried forever.
 ///
 /// [`connect`] returns [`Connections`], a stream of [`KeepAlive`]s, one per
 /// successful connection. A supervisor task owns one [`HeartbeatMachine`] for the
@@ -35,39 +42,78 @@ use crate::status::{Publisher, Status, StatusCell};
 ///
 /// The sequence ends when the machine finishes: the application closed a connection
 /// (`Sender::close`), the server closed with a permanent code (1002, 1003, 1007-1010),
-/// or `backoff.max_attempts` consecutive attempts failed. Dropping `Connections`
-/// stops reconnection; the current connection lives on while its handle is held.
+/// `backoff.max_attempts` consecutive attempts failed, or an attempt failed in a
+/// way no retry can fix ([`Error::Permanent`]: a rejected certificate, HTTP 4xx
+/// other than 408/429; see [`Options::retry_permanent`] to retry those anyway).
+/// [`Connections::last_connect_error`] then says why. Dropping `Connections` stops
+/// reconnection; the current connection lives on while its handle is held.
 ///
-/// Each attempt (TCP connect with `TCP_NODELAY`, then the WebSocket handshake) must
+/// Each attempt (TCP connect with `TCP_NODELAY`, TLS for `wss://`, then the
+/// WebSocket handshake with `options.websocket`, by default [`small_buffers`]) must
 /// finish within the machine's `connect_timeout` or it counts as failed. After a
 /// fault (an unresponsive peer, a broken transport) the next attempt starts after
 /// the backoff delay alone: the dead connection's close is not waited for. A
-/// `Retry-After` on a refused upgrade (HTTP 429/503) stretches the delay. Must be
-/// called inside a tokio runtime.
-pub fn connect(url: impl Into<String>, options: Options) -> Connections {
-    let url: String = url.into();
-    let options = options.bind(heartbeat_core::Role::Client, None, Some(&url));
+/// `Retry-After` on a refused upgrade (HTTP 429/503, seconds or an HTTP-date)
+/// stretches the delay, capped at `backoff.max_requested_delay`. Must be called
+/// inside a tokio runtime.
+///
+/// [`small_buffers`]: crate::small_buffers
+pub fn connect(request: impl IntoConnectRequest, options: Options) -> Result<Connections, Error> {
+    let request = Arc::new(request.into_connect_request()?);
+    let options = options.bind(heartbeat_core::Role::Client, None, Some(request.url()));
     let ws_config = options.websocket;
-    connect_with(
+    Ok(connect_with(
         move || {
-            let url = url.clone();
+            let request = request.clone();
+            async move { request.open(ws_config).await }
+        },
+        options,
+    ))
+}
+
+/// [`connect`] over TCP connections that `dial` opens (through a TCP proxy or a
+/// tunnel, from a chosen local address, with custom name resolution); everything
+/// else is as in [`connect`]: `TCP_NODELAY` set on what `dial` returns, TLS for
+/// `wss://`, the request's headers and subprotocols, the upgrade with
+/// `options.websocket`, and the same classification of failures. `dial` is
+/// called once per attempt with the checked target (host, port).
+pub fn connect_via<F, Fut>(
+    request: impl IntoConnectRequest,
+    mut dial: F,
+    options: Options,
+) -> Result<Connections, Error>
+where
+    F: FnMut(&Target) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<tokio::net::TcpStream>> + Send + 'static,
+{
+    let request = Arc::new(request.into_connect_request()?);
+    let options = options.bind(heartbeat_core::Role::Client, None, Some(request.url()));
+    let ws_config = options.websocket;
+    Ok(connect_with(
+        move || {
+            let request = request.clone();
+            let dialed = dial(request.target());
             async move {
-                let (ws, _response) = tokio_tungstenite::connect_async_with_config(
-                    url.as_str(),
-                    Some(ws_config),
-                    true, // TCP_NODELAY: a pong must not wait for a delayed ACK
-                )
-                .await
-                .map_err(|e| Error::Connect(Arc::new(e)))?;
-                Ok::<WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>, Error>(ws)
+                let stream = dialed
+                    .await
+                    .map_err(|e| Error::Connect(Arc::new(e.into())))?;
+                request.open_over(stream, ws_config).await
             }
         },
         options,
-    )
+    ))
 }
 
 /// [`connect`] with a custom way of opening each connection (another transport, a
-/// proxy, TLS, or a test double). `connector` is called once per attempt.
+/// proxy, or a test double). `connector` is called once per attempt.
+///
+/// The handshake is `connector`'s, so `options.websocket` is not applied: build
+/// the stream with [`small_buffers`](crate::small_buffers) (and
+/// [`set_nodelay`](crate::set_nodelay) on a TCP socket) to keep the heartbeat's
+/// defaults, or use [`connect_via`], which applies them to any TCP socket you dial. Headers, subprotocols and TLS need no custom connector: use a
+/// [`ConnectRequest`](crate::ConnectRequest) with [`connect`]. Errors are classified as in [`connect`]: a
+/// `connector` error that is [`Error::Connect`] with a permanent cause ends the
+/// sequence.
 pub fn connect_with<F, Fut, S>(connector: F, options: Options) -> Connections
 where
     F: FnMut() -> Fut + Send + 'static,
@@ -241,6 +287,14 @@ impl Supervisor {
                     self.hb.handle_retry_after(now, delay);
                 }
                 self.hb.handle_connect_failed(now);
+                let e = e.classified();
+                let retrying = matches!(self.hb.state(), State::Reconnecting { .. });
+                if retrying && e.is_permanent() && !self.options.retry_permanent {
+                    // No retry can fix it: finish (the machine keeps the failed
+                    // attempt as its reason) instead of scheduling the next one.
+                    info!(error = %e, "permanent connect failure; not retrying");
+                    self.hb.close(now, CloseCode::NORMAL);
+                }
                 self.failed(e);
                 return None;
             }

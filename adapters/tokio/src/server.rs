@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::{Callback, NoCallback};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
@@ -43,7 +44,7 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    accept_from(stream, None, options, registry).await
+    accept_from(stream, None, options, registry, NoCallback).await
 }
 
 /// [`accept`] for TCP: sets `TCP_NODELAY` and records the peer address.
@@ -54,17 +55,21 @@ pub async fn accept_tcp(
 ) -> Result<(ClientId, KeepAlive), Error> {
     set_nodelay(&stream).map_err(|e| Error::Connect(Arc::new(e.into())))?;
     let peer = stream.peer_addr().ok();
-    accept_from(stream, peer, options, registry).await
+    accept_from(stream, peer, options, registry, NoCallback).await
 }
 
-async fn accept_from<S>(
+/// Accepts with `callback` deciding on the upgrade request (see
+/// [`accept_with`](crate::accept_with)): a client it rejects is never registered.
+pub(crate) async fn accept_from<S, C>(
     stream: S,
     peer: Option<SocketAddr>,
     options: &Options,
     registry: &Registry,
+    callback: C,
 ) -> Result<(ClientId, KeepAlive), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    C: Callback + Unpin,
 {
     // Over `max_connections` or `max_handshakes` (a registry made with limits):
     // refused before the handshake, the socket dropped.
@@ -76,7 +81,7 @@ where
     // Boxed: the handshake's state is freed when it ends instead of sizing the
     // accepting task for the connection's whole life.
     let (ws, hb, clock) = Box::pin(tracing::Instrument::instrument(
-        upgrade(stream, options),
+        upgrade_with(stream, options, callback),
         options.span(),
     ))
     .await?;
@@ -345,7 +350,21 @@ pub(crate) async fn upgrade<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket));
+    upgrade_with(stream, options, NoCallback).await
+}
+
+/// [`upgrade`] with `callback` deciding on the client's request.
+pub(crate) async fn upgrade_with<S, C>(
+    stream: S,
+    options: &Options,
+    callback: C,
+) -> Result<(WebSocketStream<S>, HeartbeatMachine, Clock), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: Callback + Unpin,
+{
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(options.websocket));
     attempt(handshake, options).await
 }
 

@@ -39,7 +39,7 @@ use crate::status::Status;
 /// at its verdict. For a connection other tasks send to, or a reconnecting client,
 /// use [`KeepAlive`](crate::KeepAlive) and [`connect`](crate::connect).
 pub struct KeepAliveStream<S> {
-    core: Core<S, HeartbeatMachine>,
+    core: Core<WebSocketStream<S>, HeartbeatMachine>,
     /// The verdict, once given: what sends fail with from then on.
     terminal: Option<Error>,
     /// Data read while a send waited for room, and a verdict given then: the

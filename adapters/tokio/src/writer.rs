@@ -5,14 +5,12 @@ use core::pin::Pin;
 use core::task::{ready, Context, Poll};
 use std::collections::VecDeque;
 
-use futures_util::Sink;
 use heartbeat_core::{CloseCode, Payload};
 use heartbeat_transport::{Handover, Transport};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::{self, Bytes, Message};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::codec::HeartbeatCodec;
+use crate::socket::WsSocket;
 
 /// What a completed flush carried.
 #[derive(Clone, Copy, Default, Debug)]
@@ -104,11 +102,11 @@ impl Writer {
     /// Hands queued frames to tungstenite and flushes; says what the flush carried.
     pub(crate) fn poll_write<S>(
         &mut self,
-        ws: &mut WebSocketStream<S>,
+        ws: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Flushed, tungstenite::Error>>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: WsSocket,
     {
         while !self.queue.is_empty() {
             ready!(Pin::new(&mut *ws).poll_ready(cx))?;

@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// A well-behaved client of `url`, checked after every case.
 async fn good_client(url: String) -> (Sender, Receiver) {
-    let mut conns = connect(url, options(Role::Client, 200, 1000, 300));
+    let mut conns = connect(url, options(Role::Client, 200, 1000, 300)).unwrap();
     conns.next().await.expect("connected").split()
 }
 

@@ -31,7 +31,7 @@ async fn a_send_over_the_limit_is_refused_and_the_connection_stays_usable() {
     let registry = Registry::new();
     let url = echo_server(options(Role::Server, 100, 300, 300), registry.clone()).await;
     let client = options(Role::Client, 100, 300, 300).limits(small());
-    let mut conns = connect(url, client);
+    let mut conns = connect(url, client).unwrap();
     let (tx, mut rx) = conns.next().await.unwrap().split();
 
     let max = small().max_send();
@@ -115,7 +115,7 @@ async fn handshakes_past_the_limit_are_refused_and_admitted_connections_keep_wor
     }
     let url = format!("ws://{addr}");
     // One well-behaved client first.
-    let mut conns = connect(url.clone(), options(Role::Client, 100, 300, 300));
+    let mut conns = connect(url.clone(), options(Role::Client, 100, 300, 300)).unwrap();
     let (tx, mut rx) = conns.next().await.unwrap().split();
     assert!(results.recv().await.unwrap().is_ok());
 
@@ -153,7 +153,7 @@ async fn handshakes_past_the_limit_are_refused_and_admitted_connections_keep_wor
         );
     }
     assert_eq!(registry.admitted(), Some(1));
-    let mut again = connect(url, options(Role::Client, 100, 300, 300));
+    let mut again = connect(url, options(Role::Client, 100, 300, 300)).unwrap();
     assert!(again.next().await.is_some());
     assert!(results.recv().await.unwrap().is_ok());
     assert_eq!(registry.admitted(), Some(2));

@@ -29,7 +29,7 @@ async fn client_and_server_exchange_data_with_live_rtt() {
     common::init_tracing();
     let registry = Registry::new();
     let url = echo_server(options(Role::Server, 100, 300, 300), registry.clone()).await;
-    let mut conns = connect(url, options(Role::Client, 100, 300, 300));
+    let mut conns = connect(url, options(Role::Client, 100, 300, 300)).expect("a valid URL");
     let conn = conns.next().await.unwrap();
     let (tx, mut rx) = conn.split();
 
@@ -71,7 +71,7 @@ async fn application_close_ends_both_sides_and_stops_reconnecting() {
             seen.lock().unwrap().push(*code);
         }
     });
-    let mut conns = connect(url, observed);
+    let mut conns = connect(url, observed).expect("a valid URL");
     let (tx, mut rx) = conns.next().await.unwrap().split();
     wait_until(ms(2000), || registry.len() == 1).await;
 
@@ -106,7 +106,7 @@ async fn application_close_ends_both_sides_and_stops_reconnecting() {
 async fn dropping_every_handle_closes_with_1000() {
     let registry = Registry::new();
     let url = echo_server(options(Role::Server, 100, 300, 300), registry.clone()).await;
-    let mut conns = connect(url, options(Role::Client, 100, 300, 300));
+    let mut conns = connect(url, options(Role::Client, 100, 300, 300)).expect("a valid URL");
     let conn = conns.next().await.unwrap();
     wait_until(ms(2000), || registry.len() == 1).await;
     drop(conn);
@@ -126,12 +126,14 @@ async fn silent_half_open_link_is_detected_by_both_sides_and_others_are_undistur
     let server_addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
     let proxy = SilentProxy::start(server_addr).unwrap();
 
-    let mut bystander_conns = connect(url.clone(), options(Role::Client, 200, 300, 200));
+    let mut bystander_conns =
+        connect(url.clone(), options(Role::Client, 200, 300, 200)).expect("a valid URL");
     let bystander = bystander_conns.next().await.unwrap();
     let mut conns = connect(
         format!("ws://{}", proxy.addr()),
         options(Role::Client, 200, 300, 200),
-    );
+    )
+    .expect("a valid URL");
     let victim = conns.next().await.unwrap();
     wait_until(ms(2000), || registry.len() == 2).await;
     tokio::time::sleep(ms(300)).await; // a few healthy round trips first
@@ -252,7 +254,7 @@ async fn our_own_stall_is_not_a_false_death() {
         .stall_threshold(ms(50))
         .build()
         .unwrap();
-    let mut conns = connect(url, opts);
+    let mut conns = connect(url, opts).expect("a valid URL");
     let mut conn = conns.next().await.unwrap();
     tokio::time::sleep(ms(300)).await;
     assert_eq!(conn.status().health, Health::Healthy);
@@ -282,7 +284,8 @@ async fn broadcast_never_waits_on_a_stalled_client_which_the_heartbeat_then_remo
     let url = echo_server(server_opts, registry.clone()).await;
 
     // A healthy client that keeps reading, and a raw one that never reads again.
-    let mut conns = connect(url.clone(), options(Role::Client, 200, 300, 200));
+    let mut conns =
+        connect(url.clone(), options(Role::Client, 200, 300, 200)).expect("a valid URL");
     let (_healthy_tx, mut healthy_rx) = conns.next().await.unwrap().split();
     let received = tokio::spawn(async move {
         let mut n = 0;
@@ -336,7 +339,8 @@ async fn json_codec_works_on_our_client_and_our_server() {
     let mut conns = connect(
         url,
         options(Role::Client, 100, 300, 300).codec(heartbeat_tokio::JsonCodec),
-    );
+    )
+    .expect("a valid URL");
     let mut conn = conns.next().await.unwrap();
     for i in 0..10 {
         conn.send(Message::text(format!("{{\"type\":\"chat\",\"n\":{i}}}")))
@@ -378,7 +382,8 @@ async fn a_pong_that_arrived_during_our_stall_counts_before_the_expired_deadline
             }
         }
     });
-    let mut conns = connect(format!("ws://{addr}"), options(Role::Client, 200, 300, 300));
+    let mut conns =
+        connect(format!("ws://{addr}"), options(Role::Client, 200, 300, 300)).expect("a valid URL");
     let conn = conns.next().await.unwrap();
     tokio::time::sleep(ms(400)).await;
     std::thread::sleep(ms(200)); // block the runtime across the pong and the deadline

@@ -56,8 +56,8 @@ async fn events_from_two_connections_carry_different_ids_and_the_servers_carry_t
     .await;
     let (client_seen, client_observer) = recorder();
     let client = options(Role::Client, 50, 500, 300).observe_conn(client_observer);
-    let mut a = connect(url.clone(), client.clone());
-    let mut b = connect(url.clone(), client);
+    let mut a = connect(url.clone(), client.clone()).unwrap();
+    let mut b = connect(url.clone(), client).unwrap();
     let _a = a.next().await.expect("a connects");
     let _b = b.next().await.expect("b connects");
 
@@ -138,7 +138,8 @@ async fn every_log_line_of_a_connection_is_inside_its_span_with_id_role_and_peer
     let mut conns = connect(
         url.clone(),
         options(Role::Client, 50, 500, 300).observe_conn(client_observer),
-    );
+    )
+    .unwrap();
     let conn = conns.next().await.expect("connects");
     wait_for("the server's first pong", || {
         !pongs_by_conn(&server_seen).is_empty()

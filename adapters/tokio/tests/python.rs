@@ -45,7 +45,7 @@ async fn python_server_pinging_every_200ms_and_our_client_exchange_data_without_
     }
     common::init_tracing();
     let (_py, url) = python_server(ServerOptions::default().keepalive(ms(200), ms(500))).await;
-    let mut conns = connect(url, options(Role::Client, 300, 500, 500));
+    let mut conns = connect(url, options(Role::Client, 300, 500, 500)).expect("a valid URL");
     let mut conn = conns.next().await.unwrap();
 
     let start = Instant::now();
@@ -85,7 +85,7 @@ async fn stopped_python_server_is_detected_within_bound_then_reconnected_after_s
     common::init_tracing();
     let (py, url) = python_server(ServerOptions::default()).await; // no Python keepalive: only ours runs
     let opts = Options::new(common::config_connect(Role::Client, 200, 300, 300, 400)).seed(1);
-    let mut conns = connect(url, opts);
+    let mut conns = connect(url, opts).expect("a valid URL");
     let mut conn = conns.next().await.unwrap();
     conn.send(Message::text("before")).await.unwrap();
     assert_eq!(conn.recv().await.unwrap(), Message::text("before"));
@@ -194,7 +194,8 @@ async fn json_heartbeats_against_a_python_server_answering_and_sending_them() {
         .liveness(Liveness::PongOnly)
         .build()
         .unwrap();
-    let mut conns = connect(url, Options::new(config).codec(JsonCodec).seed(1));
+    let mut conns =
+        connect(url, Options::new(config).codec(JsonCodec).seed(1)).expect("a valid URL");
     let mut conn = conns.next().await.unwrap();
 
     let start = Instant::now();
@@ -263,7 +264,7 @@ async fn after_a_stopped_server_is_declared_dead_the_first_reconnect_attempt_wai
             };
             log.lock().unwrap().push((Instant::now(), what));
         });
-    let mut conns = connect(url, opts);
+    let mut conns = connect(url, opts).expect("a valid URL");
     let conn = conns.next().await.unwrap();
     tokio::time::sleep(ms(300)).await;
     py.stop();

@@ -1,8 +1,8 @@
 //! Everything that adapts tungstenite, written once for the tokio, mio and blocking
 //! drivers: the [`Transport`] over a `WebSocket`, buffer defaults, URL handling,
-//! the mapping of messages and errors to [`Incoming`], and `Retry-After`.
+//! the mapping of messages and errors to [`Incoming`], and which connect failures
+//! are worth retrying ([`classify`], `Retry-After`).
 
-use core::time::Duration;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -15,9 +15,11 @@ use heartbeat_core::CloseCode;
 use crate::drive::Incoming;
 use crate::transport::{Handover, Transport};
 
+mod failure;
 mod limits;
 mod url;
 
+pub use failure::{classify, parse_retry_after, retry_after, Failure, Permanent};
 pub use limits::{Admission, Limits, LimitsError, Refused, Slot};
 pub use url::{Target, UrlError};
 
@@ -157,22 +159,6 @@ pub fn incoming_from_error(e: &WsError) -> Incoming<'static> {
 /// connections that carry large messages at a high rate.
 pub fn small_buffers() -> WebSocketConfig {
     Limits::default().websocket()
-}
-
-/// `Retry-After: <seconds>` of a refused handshake (HTTP 429/503), if any.
-pub fn retry_after(e: &WsError) -> Option<Duration> {
-    let WsError::Http(response) = e else {
-        return None;
-    };
-    let secs: u64 = response
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
 }
 
 impl Target {

@@ -238,6 +238,17 @@ pub fn describe_config_error(c: &Common, e: &ConfigError) -> String {
         ConfigError::OutOfBounds { min, max, .. } => {
             format!("must be between {} and {}", show(min), show(max))
         }
+        // Zero lies outside the bounds too: say the range, as for any other value.
+        ConfigError::Zero {
+            field: f @ (Field::PingInterval | Field::PongTimeout),
+        } => {
+            let defaults = Config::default();
+            let b = match f {
+                Field::PingInterval => defaults.interval_bounds(),
+                _ => defaults.timeout_bounds(),
+            };
+            format!("must be between {} and {}", show(b.min), show(b.max))
+        }
         ConfigError::Zero { .. } => "must be greater than zero".to_owned(),
         other => other.to_string(),
     };

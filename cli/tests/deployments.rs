@@ -37,9 +37,15 @@ fn count(lines: &[Value], event: &str) -> usize {
 /// killed after 10 s (a run that retries forever fails the test instead of
 /// hanging it).
 fn ping(url: &str, extra: &[&str]) -> Output {
+    ping_env(url, extra, &[])
+}
+
+/// [`ping`] with `env` set in the child's environment.
+fn ping_env(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let child = heartbeat()
         .args(["ping", url, "--count", "2", "--interval", "100ms", "--json"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -105,6 +111,29 @@ fn ping_wss_with_cacert_gets_its_pongs() {
     let out = ping(&url, &["--cacert", certs.ca.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(count(&json_lines(&out), "pong"), 2);
+}
+
+/// No flag: `wss://` is verified against the system's CA store. The test cannot
+/// reach a public server, so it makes its CA the store, the way OpenSSL and
+/// rustls-native-certs both let an operator point at one (`SSL_CERT_FILE`); the
+/// same server with an empty store is refused.
+#[test]
+fn ping_wss_verifies_against_the_system_store_without_a_flag() {
+    if !require_websockets("ping_wss_verifies_against_the_system_store_without_a_flag") {
+        return;
+    }
+    let certs = TestCerts::new().unwrap();
+    let server = python_tls_server(&certs);
+    let url = server.url().unwrap();
+    let store = certs.ca.to_str().unwrap();
+    let out = ping_env(&url, &[], &[("SSL_CERT_FILE", store)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&json_lines(&out), "pong"), 2);
+    let empty = std::env::temp_dir().join(format!("hb-empty-store-{}.pem", std::process::id()));
+    std::fs::write(&empty, "").unwrap();
+    let out = ping_env(&url, &[], &[("SSL_CERT_FILE", empty.to_str().unwrap())]);
+    let _ = std::fs::remove_file(&empty);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
 
 #[test]

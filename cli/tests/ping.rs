@@ -242,7 +242,8 @@ fn every_bad_value_gets_one_line_naming_the_option_and_its_range_once() {
         (&["-c", "0"][..], "--count", "at least 1"),
         (&["-i", "1ms"][..], "--interval", "between 10ms and 1day"),
         (&["-W", "2h"][..], "--timeout", "between 10ms and 1h"),
-        (&["--timeout", "0s"][..], "--timeout", "greater than zero"),
+        (&["--timeout", "0s"][..], "--timeout", "between 10ms and 1h"),
+        (&["-i", "0s"][..], "--interval", "between 10ms and 1day"),
         (
             &["--close-timeout", "0s"][..],
             "--close-timeout",

@@ -1,7 +1,7 @@
 //! [`run_client`]: a reconnecting client, driven by the machine.
 
 use heartbeat_core::{CloseCode, Config, DeathReason, HeartbeatMachine, State};
-use heartbeat_transport::tungstenite::{classify, Failure};
+use heartbeat_transport::tungstenite::{classify, small_buffers, Failure};
 use heartbeat_transport::{drive, seed, Clock, NoTransport};
 
 use crate::connect;
@@ -38,7 +38,7 @@ pub fn run_client(
     let mut connect = None;
     loop {
         if connect.take().is_some() {
-            match connect::connect(&target, &mut hb, &clock) {
+            match connect::connect(&target, &mut hb, &clock, small_buffers()) {
                 Ok(ws) => {
                     let mut live = KeepAlive::from_parts(ws, hb, clock);
                     if let Next::Stop(code) = session(&mut live) {

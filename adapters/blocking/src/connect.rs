@@ -7,9 +7,10 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use heartbeat_core::{Config, HeartbeatMachine, State};
-use heartbeat_transport::tungstenite::{retry_after, small_buffers, Target};
+use heartbeat_transport::tungstenite::{retry_after, Target};
 use heartbeat_transport::Clock;
 use tungstenite::handshake::{HandshakeError, HandshakeRole};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
 
 use crate::wait::socket_timeout;
@@ -37,9 +38,10 @@ pub(crate) fn connect<C: Borrow<Config>>(
     target: &Target,
     hb: &mut HeartbeatMachine<C>,
     clock: &Clock,
+    ws_config: WebSocketConfig,
 ) -> Result<WebSocket<TcpStream>, Error> {
     let until = deadline(hb, clock);
-    match client(target, until) {
+    match client(target, until, ws_config) {
         Ok(ws) => {
             hb.handle_connected(clock.now());
             Ok(ws)
@@ -54,13 +56,14 @@ pub(crate) fn accept<C: Borrow<Config>>(
     stream: TcpStream,
     hb: &mut HeartbeatMachine<C>,
     clock: &Clock,
+    ws_config: WebSocketConfig,
 ) -> Result<WebSocket<TcpStream>, Error> {
     let until = deadline(hb, clock);
     let upgrade = || {
         stream.set_nodelay(true)?;
         bound(&stream, until)?;
         handshake(
-            tungstenite::accept_with_config(stream, Some(small_buffers())),
+            tungstenite::accept_with_config(stream, Some(ws_config)),
             until,
         )
     };
@@ -82,14 +85,18 @@ fn deadline<C: Borrow<Config>>(hb: &HeartbeatMachine<C>, clock: &Clock) -> std::
     }
 }
 
-fn client(target: &Target, until: std::time::Instant) -> Result<WebSocket<TcpStream>, Error> {
+fn client(
+    target: &Target,
+    until: std::time::Instant,
+    ws_config: WebSocketConfig,
+) -> Result<WebSocket<TcpStream>, Error> {
     let request = target.request()?;
     let addr = target.resolve()?;
     let stream = TcpStream::connect_timeout(&addr, left(until)?)?;
     stream.set_nodelay(true)?;
     bound(&stream, until)?;
     let (ws, _response) = handshake(
-        tungstenite::client::client_with_config(request, stream, Some(small_buffers())),
+        tungstenite::client::client_with_config(request, stream, Some(ws_config)),
         until,
     )?;
     Ok(ws)

@@ -53,13 +53,27 @@ impl KeepAlive<Config> {
     /// URL is [`Error::Url`] at once. One attempt only: [`run_client`](crate::run_client)
     /// retries.
     pub fn connect(url: &str, config: Config) -> Result<KeepAlive, Error> {
+        KeepAlive::connect_with_limits(url, config, Limits::default())
+    }
+
+    /// [`connect`](Self::connect) with `limits` instead of [`Limits::default`]:
+    /// the largest message and frame the peer may send (over them: close 1009),
+    /// and the outbound buffer that caps what [`send`](KeepAlive::send) takes.
+    /// (`max_connections` and `max_handshakes` are a server loop's to enforce;
+    /// this adapter has none.) Invalid limits are rejected here.
+    pub fn connect_with_limits(
+        url: &str,
+        config: Config,
+        limits: Limits,
+    ) -> Result<KeepAlive, Error> {
+        let ws_config = limits.validate().map_err(Error::Limits)?.websocket();
         let target = connect::target(url)?;
         let clock = Clock::new();
         let mut hb = HeartbeatMachine::new(config, seed());
         hb.connect(clock.now());
         // The machine's `Connect { attempt: 0 }`; the attempt is ours to run.
         let _ = drive(&mut hb, &mut NoTransport, clock.now());
-        match connect::connect(&target, &mut hb, &clock) {
+        match connect::connect(&target, &mut hb, &clock, ws_config) {
             Ok(ws) => Ok(KeepAlive::from_parts(ws, hb, clock)),
             Err(e) => {
                 // Its `Disconnect`: the failed attempt's socket is already gone.
@@ -76,11 +90,23 @@ impl<C: Borrow<Config>> KeepAlive<C, TcpStream> {
     /// (a client that connects and never sends its request is dropped then, with
     /// [`Error::Dead`]`(`[`DeathReason::ConnectFailed`]`)`).
     pub fn accept(stream: TcpStream, config: C, seed: u64) -> Result<KeepAlive<C>, Error> {
+        KeepAlive::accept_with_limits(stream, config, seed, Limits::default())
+    }
+
+    /// [`accept`](Self::accept) with `limits` instead of [`Limits::default`], as
+    /// [`KeepAlive::connect_with_limits`] applies them.
+    pub fn accept_with_limits(
+        stream: TcpStream,
+        config: C,
+        seed: u64,
+        limits: Limits,
+    ) -> Result<KeepAlive<C>, Error> {
+        let ws_config = limits.validate().map_err(Error::Limits)?.websocket();
         let clock = Clock::new();
         let mut hb = HeartbeatMachine::new(config, seed);
         hb.connect(clock.now());
         let _ = drive(&mut hb, &mut NoTransport, clock.now());
-        match connect::accept(stream, &mut hb, &clock) {
+        match connect::accept(stream, &mut hb, &clock, ws_config) {
             Ok(ws) => Ok(KeepAlive::from_parts(ws, hb, clock)),
             Err(e) => {
                 let _ = drive(&mut hb, &mut NoTransport, clock.now());

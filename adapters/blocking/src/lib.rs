@@ -67,7 +67,7 @@ mod socket;
 mod wait;
 
 pub use client::run_client;
-pub use heartbeat_transport::tungstenite::{small_buffers, Limits, UrlError};
+pub use heartbeat_transport::tungstenite::{small_buffers, Limits, LimitsError, UrlError};
 pub use keepalive::KeepAlive;
 pub use socket::Socket;
 pub use tungstenite;
@@ -101,6 +101,9 @@ pub enum Error {
         /// The largest message this connection sends.
         max: usize,
     },
+    /// The [`Limits`] given are unusable (one is zero, or a frame is larger than a
+    /// message); the error names the field.
+    Limits(LimitsError),
 }
 
 impl fmt::Display for Error {
@@ -117,6 +120,7 @@ impl fmt::Display for Error {
                     "message of {len} bytes is over the {max}-byte send limit; not sent"
                 )
             }
+            Error::Limits(e) => write!(f, "invalid limits: {e}"),
         }
     }
 }

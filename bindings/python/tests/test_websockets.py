@@ -5,7 +5,11 @@ the JSON application heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import os
+import socket
 import time
 
 import pytest
@@ -239,5 +243,56 @@ def test_connect_gives_up_after_max_attempts_with_the_last_error():
         assert [e["event"] for e in events].count("connecting") == 3  # the first, then 2 retries
         assert connections.heartbeat.state.name == "finished"
         assert connections.heartbeat.reason.kind == "connect_failed"
+
+    asyncio.run(main())
+
+
+def test_server_drops_a_client_that_stops_reading_while_it_broadcasts():
+    # A client that completes the handshake and then never reads: the server's broadcasts fill
+    # the socket, the write buffer grows, and a ping waits behind it. The heartbeat must keep
+    # judging its deadlines while that ping is stuck (the core runs the pong timer from the
+    # ping's emission until it is reported sent), or the dead reader is never dropped.
+    interval, timeout = 0.5, 0.5
+    bound = interval + 2 * timeout + SLACK
+
+    async def main():
+        async def handler(ws):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for _ in ws:
+                    pass
+
+        config = Config(ping_interval=interval, pong_timeout=timeout)
+        async with serve(handler, "127.0.0.1", 0, config) as server:
+            port = list(server.sockets)[0].getsockname()[1]
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
+            # From here on the client reads nothing (its stream buffer fills, then reading pauses).
+            deadline = time.monotonic() + 5
+            while not server.clients:
+                assert time.monotonic() < deadline, "the client never joined"
+                await asyncio.sleep(0.01)
+            [ws] = server.clients
+            joined = time.monotonic()
+            chunk = b"x" * 65536
+            while server.clients and time.monotonic() - joined < bound + 2:
+                server.broadcast(chunk)
+                await asyncio.sleep(0.01)
+            left = time.monotonic() - joined
+            buffered = ws.transport.get_write_buffer_size() if ws.transport is not None else 0
+            writer.transport.abort()
+            assert not server.clients, f"still in the live set after {left:.1f} s ({buffered} bytes buffered)"
+            assert left <= bound, left
+            assert ws.heartbeat.reason.kind == "pong_timeout"
+            print(f"a client that stopped reading left the live set {left:.3f} s after it joined "
+                  f"(bound {interval} + 2 x {timeout} s + {SLACK} s slack)")
 
     asyncio.run(main())

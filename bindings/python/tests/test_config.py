@@ -34,8 +34,17 @@ def test_every_argument_round_trips():
         ({"pong_timeout": 7200}, "pong_timeout", ["7200s", "timeout_bounds", "10ms", "3600s"]),
         ({"ping_interval": 0}, "ping_interval", ["zero", "greater than zero"]),
         ({"close_timeout": 0}, "close_timeout", ["zero"]),
-        ({"ping_interval": math.nan}, "ping_interval", ["NaN", "finite", "0 or more"]),
-        ({"pong_timeout": -1.0}, "pong_timeout", ["-1", "finite", "0 or more"]),
+        ({"ping_interval": math.nan}, "ping_interval", ["NaN", "finite", "within 0 to 18446744073"]),
+        ({"pong_timeout": -1.0}, "pong_timeout", ["-1", "finite", "within 0 to 18446744073"]),
+        ({"ping_interval": 1e11}, "ping_interval", ["100000000000", "within 0 to 18446744073"]),
+        ({"close_timeout": 10**400}, "close_timeout", ["1000", "401 characters", "within 0 to 18446744073"]),
+        ({"max_attempts": 2**70}, "max_attempts", ["1180591620717411303424", "0 to 4294967295"]),
+        ({"dead_close_code": 2**70}, "dead_close_code", ["1180591620717411303424", "1000 to 1003"]),
+        ({"dead_close_code": -(2**200)}, "dead_close_code", ["-1606938", "1000 to 1003"]),
+        ({"ping_flood": (2**70, 1, 2)}, "ping_flood", ["max_pings = 1180591620717411303424", "0 to 4294967295"]),
+        ({"ping_flood": (10, 1, 2**64)}, "ping_flood", ["max_strikes = 18446744073709551616"]),
+        ({"ping_flood": (10, 10**400, 2)}, "ping_flood", ["window = 1000"]),
+        ({"adaptive": (0.1, 2**1100)}, "adaptive", ["adaptive max", "within 0 to 18446744073"]),
         ({"connect_timeout": math.inf}, "connect_timeout", ["inf", "finite"]),
         ({"adaptive": (2, 1)}, "adaptive", ["2s", "above", "1s"]),
         ({"adaptive": (math.nan, 1)}, "adaptive", ["NaN"]),
@@ -66,7 +75,14 @@ def test_runtime_changes_are_checked_against_the_bounds():
     m = heartbeat.Machine(Config(ping_interval=5, interval_bounds=(1, 10)))
     m.set_ping_interval(2)
     assert m.ping_interval == 2.0
-    with pytest.raises(ValueError, match="ping_interval = 20s is outside interval_bounds; it must lie within 1s to 10s"):
+    with pytest.raises(ConfigError, match="ping_interval = 20s is outside interval_bounds; it must lie within 1s to 10s"):
         m.set_ping_interval(20)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ConfigError, match="NaN") as info:
         m.set_pong_timeout(math.nan)
+    assert info.value.field == "pong_timeout"
+    # Out of any duration's range or out of the bounds: the same ConfigError the stub promises.
+    for value, words in [(1e12, "within 0 to 18446744073"), (10**400, "401 characters"), (0, "interval_bounds")]:
+        with pytest.raises(ConfigError, match=words) as info:
+            m.set_ping_interval(value)
+        assert info.value.field == "ping_interval"
+    assert m.ping_interval == 2.0

@@ -440,6 +440,9 @@ class Heartbeat:
             return False
         if not isinstance(doc, dict) or set(doc) != {"type", "timestamp"}:
             return False
+        stamp = doc["timestamp"]
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+            return False  # not the guide's heartbeat (a list is unhashable, a bool no time): data
         if doc["type"] == "pong":
             payload = self._json_pending.pop(doc["timestamp"], None)
             if payload is not None:

@@ -190,6 +190,7 @@ class Heartbeat:
         self._sleeper: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._sleeping_until = math.inf
+        self._late_timer: tuple[float, float] | None = None  # (due, fired) of the last timer
         self._woken = True  # take in the connection's state on the first turn
         self._granularity = min(WAKE_GRANULARITY, self.config.ping_interval / 20)
         self._pending: dict[asyncio.Future[float], bytes] = {}
@@ -338,6 +339,13 @@ class Heartbeat:
                     return  # finished
                 now = loop.time()
                 if at > now:
+                    if self._late_timer is not None:
+                        # How late the timer that woke this turn fired, recorded once the turn
+                        # judged what was due: a stall (the process stopped, a blocked loop)
+                        # is measured whatever path the overdue deadline took (an event may
+                        # have made the machine act on it before the driver judged it).
+                        LAG.record(*self._late_timer)
+                        self._late_timer = None
                     await self._sleep_until(at)
                     continue
                 deadline = m.poll_timeout()
@@ -508,7 +516,12 @@ class Heartbeat:
         self._sleeping_until = when
         # asyncio runs a timer up to its clock resolution early; a microsecond more makes
         # the wake-up find the deadline due instead of sleeping again for nanoseconds.
-        self._timer = self._loop.call_at(when + 1e-6, _resolve, sleeper)
+        self._timer = self._loop.call_at(when + 1e-6, self._timer_fired, sleeper, when)
+
+    def _timer_fired(self, sleeper: asyncio.Future[None], when: float) -> None:
+        """The sleep's timer: notes how late it fired (for the lag meter) and ends the sleep."""
+        self._late_timer = (when, self._loop.time())
+        _resolve(sleeper)
 
     def _wake(self, *_: object) -> None:
         """Ends the current sleep: something happened that the machine must hear of."""

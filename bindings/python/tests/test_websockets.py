@@ -67,7 +67,9 @@ def test_sigstopped_server_is_declared_dead_then_connect_reconnects(spawn):
                 assert await ws.recv() == "hello"
                 if n == 2:
                     break  # the reconnected connection is live
+                deadline = time.monotonic() + 10
                 while ws.heartbeat.stats.pongs_matched < 2:
+                    assert time.monotonic() < deadline, ws.heartbeat.stats
                     await asyncio.sleep(0.05)
                 server.stop()
                 stopped = time.monotonic()
@@ -125,6 +127,7 @@ def test_server_drops_a_sigstopped_client_from_its_live_set(spawn):
                 client.stop()
                 stopped = time.monotonic()
                 while len(server.clients) == 2:
+                    assert time.monotonic() - stopped < 5, "the stopped client was never dropped"
                     await asyncio.sleep(0.01)
                 removed = time.monotonic() - stopped
                 assert removed <= interval + timeout + SLACK, removed

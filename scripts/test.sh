@@ -49,4 +49,6 @@ rm -rf "$py_out/wheels"
 "$py_venv/bin/maturin" build --release --quiet --manifest-path "$py_manifest" --interpreter "$py_venv/bin/python" -o "$py_out/wheels"
 "$py_venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$py_out"/wheels/heartbeat-*.whl
 (cd bindings/python/python && "$py_venv/bin/python" -m mypy --ignore-missing-imports heartbeat)
+# The stub against the built extension: every name, signature and default as it is at runtime.
+(cd bindings/python && "$py_venv/bin/python" -m mypy.stubtest heartbeat._core --allowlist stubtest-allowlist.txt)
 (cd bindings/python && "$py_venv/bin/python" -m pytest -q -s tests)

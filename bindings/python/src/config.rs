@@ -25,7 +25,33 @@ create_exception!(
     "A configuration value was rejected; `field` names it (as the keyword argument)."
 );
 
-/// A validated heartbeat configuration (see the stub for every argument).
+/// A validated heartbeat configuration. Every argument is keyword-only, defaults to
+/// heartbeat-core's default, and durations are float seconds (like websockets'):
+///
+/// - `role` = "client": "client" (reconnects) or "server" (a dead connection is finished).
+/// - `ping_interval` = 20.0: seconds between pings.
+/// - `pong_timeout` = 20.0: seconds to wait for a pong after the ping was handed to the transport.
+/// - `close_timeout` = 10.0: seconds to wait for the close handshake.
+/// - `connect_timeout` = 10.0: seconds one connection attempt (TCP, TLS, upgrade) may take.
+/// - `liveness` = "any": "pong" (only pongs prove the peer alive) or "any" (any inbound frame).
+/// - `idle_only` = False: ping only when nothing arrived for a whole interval (needs "any").
+/// - `stall_threshold` = 1.0: how late a timer may fire before it counts as a local stall.
+/// - `max_local_lag` = 5.0: the most a pong deadline is extended by measured local lag.
+/// - `dead_close_code` = 1011: the close code sent when the peer is declared dead.
+/// - `adaptive` = None: `(min, max)` seconds for a pong timeout that follows the RTT.
+/// - `interval_bounds` = (0.01, 86400.0): allowed ping interval, also at runtime.
+/// - `timeout_bounds` = (0.01, 3600.0): allowed fixed pong timeout, also at runtime.
+/// - `ping_flood` = (10, 1.0, 2): inbound ping budget `(max_pings, window, max_strikes)`, or None.
+/// - `backoff_base` = 1.0, `backoff_multiplier` = 2.0, `backoff_cap` = 60.0: reconnect delay
+///   ceilings (base, growth per attempt, largest).
+/// - `jitter` = "full": "full", "equal" or "none".
+/// - `max_attempts` = None: consecutive failed attempts before giving up (None: never).
+/// - `reset_after` = 10.0: seconds a connection must stay healthy before attempts reset.
+/// - `max_requested_delay` = 600.0: the largest server-requested delay (Retry-After) honoured.
+/// - `reconnect_on_permanent_close` = False: whether 1002, 1003, 1007-1010 still reconnect.
+///
+/// A bad value raises `ConfigError` (a `ValueError`) naming the field, the value and the
+/// allowed range.
 #[pyclass(frozen, eq, name = "Config", module = "heartbeat")]
 #[derive(Clone, PartialEq)]
 pub(crate) struct PyConfig {
@@ -55,6 +81,11 @@ fn flood_tuple(f: Option<PingFlood>) -> Option<(i64, f64, i64)> {
 #[pymethods]
 impl PyConfig {
     #[new]
+    // The defaults spelled out for `help()` and stubtest (PyO3 prints computed defaults
+    // as `...`); tests/test_config.py checks that they are the ones in force.
+    #[pyo3(
+        text_signature = "(*, role=\"client\", ping_interval=20.0, pong_timeout=20.0, close_timeout=10.0, connect_timeout=10.0, liveness=\"any\", idle_only=False, stall_threshold=1.0, max_local_lag=5.0, dead_close_code=1011, adaptive=None, interval_bounds=(0.01, 86400.0), timeout_bounds=(0.01, 3600.0), ping_flood=(10, 1.0, 2), backoff_base=1.0, backoff_multiplier=2.0, backoff_cap=60.0, jitter=\"full\", max_attempts=None, reset_after=10.0, max_requested_delay=600.0, reconnect_on_permanent_close=False)"
+    )]
     #[pyo3(signature = (
         *,
         role = "client",
@@ -332,7 +363,7 @@ impl PyConfig {
     /// seconds, when pings reach the transport `write_delay` seconds after they are
     /// emitted and timers run on time: interval + write delay + pong timeout (the
     /// largest adaptive timeout if adaptive).
-    #[pyo3(signature = (write_delay = Real::of(0.0)))]
+    #[pyo3(signature = (write_delay = Real::of(0.0)), text_signature = "($self, write_delay=0.0)")]
     fn detection_bound(&self, write_delay: Real) -> PyResult<f64> {
         Ok(secs(
             self.inner

@@ -66,7 +66,7 @@ impl PyMachine {
     }
 
     /// The application wants to end: close with `code` and never reconnect.
-    #[pyo3(signature = (now, code = Int::of(1000)))]
+    #[pyo3(signature = (now, code = Int::of(1000)), text_signature = "($self, now, code=1000)")]
     fn close(&mut self, now: Real, code: Int) -> PyResult<()> {
         let now = t(&now)?;
         let code = code.fit::<u16>().and_then(CloseCode::new).ok_or_else(|| {

@@ -86,3 +86,27 @@ def test_runtime_changes_are_checked_against_the_bounds():
             m.set_ping_interval(value)
         assert info.value.field == "ping_interval"
     assert m.ping_interval == 2.0
+
+
+def test_the_runtime_docstring_lists_every_argument():
+    doc = Config.__doc__
+    assert doc is not None
+    for name in ("role", "ping_interval", "pong_timeout", "close_timeout", "connect_timeout", "liveness",
+                 "idle_only", "stall_threshold", "max_local_lag", "dead_close_code", "adaptive",
+                 "interval_bounds", "timeout_bounds", "ping_flood", "backoff_base", "backoff_multiplier",
+                 "backoff_cap", "jitter", "max_attempts", "reset_after", "max_requested_delay",
+                 "reconnect_on_permanent_close"):
+        assert f"`{name}`" in doc, name
+    # The defaults it states are the ones in force.
+    import ast
+    import re
+
+    stated = dict(re.findall(r"`(\w+)` = (\([^)]*\)|[^,:]+)", doc))
+    assert len(stated) == 22, stated
+    for name, value in stated.items():
+        assert getattr(Config(), name) == ast.literal_eval(value), (name, value)
+    # So are the defaults help() and stubtest read (a text signature written out by hand).
+    import inspect
+
+    for name, param in inspect.signature(Config).parameters.items():
+        assert getattr(Config(), name) == param.default, (name, param.default)

@@ -4,6 +4,8 @@ argument, the value and the allowed range."""
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import heartbeat
 from heartbeat import Config, ConfigError
@@ -110,3 +112,30 @@ def test_the_runtime_docstring_lists_every_argument():
 
     for name, param in inspect.signature(Config).parameters.items():
         assert getattr(Config(), name) == param.default, (name, param.default)
+
+
+# Any int, however large (no machine integer or float holds 10**400), and any float.
+INTS = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.sampled_from([10**400, -(10**400), 2**64, 2**70, 0, 1, -1]),
+)
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), INTS)
+SECONDS = ["ping_interval", "pong_timeout", "close_timeout", "connect_timeout", "stall_threshold", "max_local_lag",
+           "backoff_base", "backoff_multiplier", "backoff_cap", "reset_after", "max_requested_delay"]
+COUNTS = ["dead_close_code", "max_attempts"]
+PAIRS = ["adaptive", "interval_bounds", "timeout_bounds"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seconds=st.dictionaries(st.sampled_from(SECONDS), NUMBERS, max_size=4),
+    counts=st.dictionaries(st.sampled_from(COUNTS), INTS, max_size=2),
+    pairs=st.dictionaries(st.sampled_from(PAIRS), st.tuples(NUMBERS, NUMBERS), max_size=2),
+    flood=st.one_of(st.none(), st.tuples(INTS, NUMBERS, INTS)),
+)
+def test_any_number_for_any_argument_is_a_config_or_a_config_error(seconds, counts, pairs, flood):
+    kwargs = {**seconds, **counts, **pairs, "ping_flood": flood}
+    try:
+        Config(**kwargs)
+    except ConfigError as exc:
+        assert exc.field in {*SECONDS, *COUNTS, *PAIRS, "ping_flood"}, exc.field

@@ -54,11 +54,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --manifest-path "$py_manifest" --no-deps --
 py_out="$(cargo metadata --manifest-path "$py_manifest" --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 py_venv="$py_out/python-venv"
 [ -x "$py_venv/bin/python" ] || python3 -m venv "$py_venv"
-"$py_venv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' pytest hypothesis mypy 'websockets>=17,<18'
+"$py_venv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' pytest pytest-timeout hypothesis mypy 'websockets>=17,<18'
 rm -rf "$py_out/wheels"
 "$py_venv/bin/maturin" build --release --quiet --manifest-path "$py_manifest" --interpreter "$py_venv/bin/python" -o "$py_out/wheels"
 "$py_venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$py_out"/wheels/heartbeat-*.whl
 (cd bindings/python/python && "$py_venv/bin/python" -m mypy --ignore-missing-imports heartbeat)
+# The stub against the built extension: every name, signature and default as it is at runtime.
+(cd bindings/python && "$py_venv/bin/python" -m mypy.stubtest heartbeat._core --allowlist stubtest-allowlist.txt)
 (cd bindings/python && "$py_venv/bin/python" -m pytest -q -s tests)
 # Feature combinations the workspace build does not cover (the CLI turns TLS on for
 # heartbeat-tokio; nothing turns on heartbeat-blocking's rustls feature).

@@ -14,7 +14,8 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::seconds::{secs, MAX_SECONDS};
+use crate::numbers::{Int, Real};
+use crate::seconds::{secs, span};
 use crate::values::opt;
 
 create_exception!(
@@ -24,7 +25,33 @@ create_exception!(
     "A configuration value was rejected; `field` names it (as the keyword argument)."
 );
 
-/// A validated heartbeat configuration (see the stub for every argument).
+/// A validated heartbeat configuration. Every argument is keyword-only, defaults to
+/// heartbeat-core's default, and durations are float seconds (like websockets'):
+///
+/// - `role` = "client": "client" (reconnects) or "server" (a dead connection is finished).
+/// - `ping_interval` = 20.0: seconds between pings.
+/// - `pong_timeout` = 20.0: seconds to wait for a pong after the ping was handed to the transport.
+/// - `close_timeout` = 10.0: seconds to wait for the close handshake.
+/// - `connect_timeout` = 10.0: seconds one connection attempt (TCP, TLS, upgrade) may take.
+/// - `liveness` = "any": "pong" (only pongs prove the peer alive) or "any" (any inbound frame).
+/// - `idle_only` = False: ping only when nothing arrived for a whole interval (needs "any").
+/// - `stall_threshold` = 1.0: how late a timer may fire before it counts as a local stall.
+/// - `max_local_lag` = 5.0: the most a pong deadline is extended by measured local lag.
+/// - `dead_close_code` = 1011: the close code sent when the peer is declared dead.
+/// - `adaptive` = None: `(min, max)` seconds for a pong timeout that follows the RTT.
+/// - `interval_bounds` = (0.01, 86400.0): allowed ping interval, also at runtime.
+/// - `timeout_bounds` = (0.01, 3600.0): allowed fixed pong timeout, also at runtime.
+/// - `ping_flood` = (10, 1.0, 2): inbound ping budget `(max_pings, window, max_strikes)`, or None.
+/// - `backoff_base` = 1.0, `backoff_multiplier` = 2.0, `backoff_cap` = 60.0: reconnect delay
+///   ceilings (base, growth per attempt, largest).
+/// - `jitter` = "full": "full", "equal" or "none".
+/// - `max_attempts` = None: consecutive failed attempts before giving up (None: never).
+/// - `reset_after` = 10.0: seconds a connection must stay healthy before attempts reset.
+/// - `max_requested_delay` = 600.0: the largest server-requested delay (Retry-After) honoured.
+/// - `reconnect_on_permanent_close` = False: whether 1002, 1003, 1007-1010 still reconnect.
+///
+/// A bad value raises `ConfigError` (a `ValueError`) naming the field, the value and the
+/// allowed range.
 #[pyclass(frozen, eq, name = "Config", module = "heartbeat")]
 #[derive(Clone, PartialEq)]
 pub(crate) struct PyConfig {
@@ -36,6 +63,17 @@ fn d() -> Config {
     Config::default()
 }
 
+/// The core's default ping budget, as the `ping_flood` argument.
+fn default_flood() -> Option<(Int, Real, Int)> {
+    d().ping_flood().map(|f| {
+        (
+            Int::of(f.max_pings.into()),
+            Real::of(secs(f.window)),
+            Int::of(f.max_strikes.into()),
+        )
+    })
+}
+
 fn flood_tuple(f: Option<PingFlood>) -> Option<(i64, f64, i64)> {
     f.map(|f| (f.max_pings.into(), secs(f.window), f.max_strikes.into()))
 }
@@ -43,54 +81,59 @@ fn flood_tuple(f: Option<PingFlood>) -> Option<(i64, f64, i64)> {
 #[pymethods]
 impl PyConfig {
     #[new]
+    // The defaults spelled out for `help()` and stubtest (PyO3 prints computed defaults
+    // as `...`); tests/test_config.py checks that they are the ones in force.
+    #[pyo3(
+        text_signature = "(*, role=\"client\", ping_interval=20.0, pong_timeout=20.0, close_timeout=10.0, connect_timeout=10.0, liveness=\"any\", idle_only=False, stall_threshold=1.0, max_local_lag=5.0, dead_close_code=1011, adaptive=None, interval_bounds=(0.01, 86400.0), timeout_bounds=(0.01, 3600.0), ping_flood=(10, 1.0, 2), backoff_base=1.0, backoff_multiplier=2.0, backoff_cap=60.0, jitter=\"full\", max_attempts=None, reset_after=10.0, max_requested_delay=600.0, reconnect_on_permanent_close=False)"
+    )]
     #[pyo3(signature = (
         *,
         role = "client",
-        ping_interval = secs(d().ping_interval()),
-        pong_timeout = secs(d().pong_timeout()),
-        close_timeout = secs(d().close_timeout()),
-        connect_timeout = secs(d().connect_timeout()),
+        ping_interval = Real::of(secs(d().ping_interval())),
+        pong_timeout = Real::of(secs(d().pong_timeout())),
+        close_timeout = Real::of(secs(d().close_timeout())),
+        connect_timeout = Real::of(secs(d().connect_timeout())),
         liveness = "any",
         idle_only = d().idle_only(),
-        stall_threshold = secs(d().stall_threshold()),
-        max_local_lag = secs(d().max_local_lag()),
-        dead_close_code = d().dead_close_code().get().into(),
+        stall_threshold = Real::of(secs(d().stall_threshold())),
+        max_local_lag = Real::of(secs(d().max_local_lag())),
+        dead_close_code = Int::of(d().dead_close_code().get().into()),
         adaptive = None,
-        interval_bounds = (secs(d().interval_bounds().min), secs(d().interval_bounds().max)),
-        timeout_bounds = (secs(d().timeout_bounds().min), secs(d().timeout_bounds().max)),
-        ping_flood = flood_tuple(d().ping_flood()),
-        backoff_base = secs(d().backoff().base),
-        backoff_multiplier = d().backoff().multiplier,
-        backoff_cap = secs(d().backoff().cap),
+        interval_bounds = (Real::of(secs(d().interval_bounds().min)), Real::of(secs(d().interval_bounds().max))),
+        timeout_bounds = (Real::of(secs(d().timeout_bounds().min)), Real::of(secs(d().timeout_bounds().max))),
+        ping_flood = default_flood(),
+        backoff_base = Real::of(secs(d().backoff().base)),
+        backoff_multiplier = Real::of(d().backoff().multiplier),
+        backoff_cap = Real::of(secs(d().backoff().cap)),
         jitter = "full",
         max_attempts = None,
-        reset_after = secs(d().backoff().reset_after),
-        max_requested_delay = secs(d().backoff().max_requested_delay),
+        reset_after = Real::of(secs(d().backoff().reset_after)),
+        max_requested_delay = Real::of(secs(d().backoff().max_requested_delay)),
         reconnect_on_permanent_close = d().reconnect_on_permanent_close(),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         role: &str,
-        ping_interval: f64,
-        pong_timeout: f64,
-        close_timeout: f64,
-        connect_timeout: f64,
+        ping_interval: Real,
+        pong_timeout: Real,
+        close_timeout: Real,
+        connect_timeout: Real,
         liveness: &str,
         idle_only: bool,
-        stall_threshold: f64,
-        max_local_lag: f64,
-        dead_close_code: i64,
-        adaptive: Option<(f64, f64)>,
-        interval_bounds: (f64, f64),
-        timeout_bounds: (f64, f64),
-        ping_flood: Option<(i64, f64, i64)>,
-        backoff_base: f64,
-        backoff_multiplier: f64,
-        backoff_cap: f64,
+        stall_threshold: Real,
+        max_local_lag: Real,
+        dead_close_code: Int,
+        adaptive: Option<(Real, Real)>,
+        interval_bounds: (Real, Real),
+        timeout_bounds: (Real, Real),
+        ping_flood: Option<(Int, Real, Int)>,
+        backoff_base: Real,
+        backoff_multiplier: Real,
+        backoff_cap: Real,
         jitter: &str,
-        max_attempts: Option<i64>,
-        reset_after: f64,
-        max_requested_delay: f64,
+        max_attempts: Option<Int>,
+        reset_after: Real,
+        max_requested_delay: Real,
         reconnect_on_permanent_close: bool,
     ) -> PyResult<PyConfig> {
         let role = match role {
@@ -109,66 +152,67 @@ impl PyConfig {
             "none" => Jitter::None,
             other => return Err(choice("jitter", other, "\"full\", \"equal\" or \"none\"")),
         };
-        let code = u16::try_from(dead_close_code)
-            .ok()
+        let code = dead_close_code
+            .fit::<u16>()
             .and_then(CloseCode::new)
             .ok_or_else(|| {
                 config_error(
                     "dead_close_code",
                     format!(
-                        "dead_close_code = {dead_close_code} cannot be sent in a close frame; \
-                         it must lie within 1000 to 1003, 1007 to 1014 or 3000 to 4999"
+                        "dead_close_code = {} cannot be sent in a close frame; \
+                         it must lie within 1000 to 1003, 1007 to 1014 or 3000 to 4999",
+                        dead_close_code.shown()
                     ),
                 )
             })?;
         let adaptive = match adaptive {
             Some((min, max)) => Some(Bounds {
-                min: duration("adaptive min", min)?,
-                max: duration("adaptive max", max)?,
+                min: duration("adaptive min", &min)?,
+                max: duration("adaptive max", &max)?,
             }),
             None => None,
         };
         let ping_flood = match ping_flood {
             Some((max_pings, window, max_strikes)) => Some(PingFlood {
-                max_pings: count("ping_flood max_pings", max_pings)?,
-                window: duration("ping_flood window", window)?,
-                max_strikes: count("ping_flood max_strikes", max_strikes)?,
+                max_pings: count("ping_flood max_pings", &max_pings)?,
+                window: duration("ping_flood window", &window)?,
+                max_strikes: count("ping_flood max_strikes", &max_strikes)?,
             }),
             None => None,
         };
         let max_attempts = match max_attempts {
-            Some(n) => Some(count("max_attempts", n)?),
+            Some(n) => Some(count("max_attempts", &n)?),
             None => None,
         };
         let backoff = Backoff {
-            base: duration("backoff_base", backoff_base)?,
+            base: duration("backoff_base", &backoff_base)?,
             // NaN, infinite and < 1 are the core's InvalidMultiplier, with the value.
-            multiplier: backoff_multiplier,
-            cap: duration("backoff_cap", backoff_cap)?,
+            multiplier: backoff_multiplier.value,
+            cap: duration("backoff_cap", &backoff_cap)?,
             jitter,
             max_attempts,
-            reset_after: duration("reset_after", reset_after)?,
-            max_requested_delay: duration("max_requested_delay", max_requested_delay)?,
+            reset_after: duration("reset_after", &reset_after)?,
+            max_requested_delay: duration("max_requested_delay", &max_requested_delay)?,
         };
         Config::builder()
             .role(role)
-            .ping_interval(duration("ping_interval", ping_interval)?)
-            .pong_timeout(duration("pong_timeout", pong_timeout)?)
-            .close_timeout(duration("close_timeout", close_timeout)?)
-            .connect_timeout(duration("connect_timeout", connect_timeout)?)
+            .ping_interval(duration("ping_interval", &ping_interval)?)
+            .pong_timeout(duration("pong_timeout", &pong_timeout)?)
+            .close_timeout(duration("close_timeout", &close_timeout)?)
+            .connect_timeout(duration("connect_timeout", &connect_timeout)?)
             .liveness(liveness)
             .idle_only(idle_only)
-            .stall_threshold(duration("stall_threshold", stall_threshold)?)
-            .max_local_lag(duration("max_local_lag", max_local_lag)?)
+            .stall_threshold(duration("stall_threshold", &stall_threshold)?)
+            .max_local_lag(duration("max_local_lag", &max_local_lag)?)
             .dead_close_code(code)
             .adaptive_timeout(adaptive)
             .interval_bounds(
-                duration("interval_bounds min", interval_bounds.0)?,
-                duration("interval_bounds max", interval_bounds.1)?,
+                duration("interval_bounds min", &interval_bounds.0)?,
+                duration("interval_bounds max", &interval_bounds.1)?,
             )
             .timeout_bounds(
-                duration("timeout_bounds min", timeout_bounds.0)?,
-                duration("timeout_bounds max", timeout_bounds.1)?,
+                duration("timeout_bounds min", &timeout_bounds.0)?,
+                duration("timeout_bounds max", &timeout_bounds.1)?,
             )
             .ping_flood(ping_flood)
             .backoff(backoff)
@@ -319,11 +363,11 @@ impl PyConfig {
     /// seconds, when pings reach the transport `write_delay` seconds after they are
     /// emitted and timers run on time: interval + write delay + pong timeout (the
     /// largest adaptive timeout if adaptive).
-    #[pyo3(signature = (write_delay = 0.0))]
-    fn detection_bound(&self, write_delay: f64) -> PyResult<f64> {
+    #[pyo3(signature = (write_delay = Real::of(0.0)), text_signature = "($self, write_delay=0.0)")]
+    fn detection_bound(&self, write_delay: Real) -> PyResult<f64> {
         Ok(secs(
             self.inner
-                .detection_bound(duration("write_delay", write_delay)?),
+                .detection_bound(duration("write_delay", &write_delay)?),
         ))
     }
 
@@ -340,26 +384,21 @@ impl PyConfig {
     }
 }
 
-/// A configuration duration from float seconds: NaN, negative and infinite values are
-/// rejected here (the core's `Duration` cannot hold them), naming the argument.
-fn duration(field: &str, seconds: f64) -> PyResult<core::time::Duration> {
-    if seconds.is_finite() && (0.0..=MAX_SECONDS).contains(&seconds) {
-        Ok(core::time::Duration::from_secs_f64(seconds))
-    } else {
-        Err(config_error(
-            field,
-            format!("{field} = {seconds} is not a duration; it must be a finite number of seconds, 0 or more"),
-        ))
-    }
+/// A configuration duration from float seconds: NaN, negative, infinite and too
+/// large values are rejected here (the core's `Duration` cannot hold them), naming
+/// the argument and the range.
+fn duration(field: &str, seconds: &Real) -> PyResult<core::time::Duration> {
+    span(field, seconds).map_err(|message| config_error(field, message))
 }
 
 /// A count (pings, strikes, attempts) as the core's `u32`.
-fn count(field: &str, n: i64) -> PyResult<u32> {
-    u32::try_from(n).map_err(|_| {
+fn count(field: &str, n: &Int) -> PyResult<u32> {
+    n.fit::<u32>().ok_or_else(|| {
         config_error(
             field,
             format!(
-                "{field} = {n} is not a count; it must lie within 0 to {}",
+                "{field} = {} is not a count; it must lie within 0 to {}",
+                n.shown(),
                 u32::MAX
             ),
         )

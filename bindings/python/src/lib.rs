@@ -11,6 +11,7 @@
 
 mod config;
 mod machine;
+mod numbers;
 mod seconds;
 mod values;
 

@@ -14,8 +14,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::config::{from_core, PyConfig};
-use crate::seconds::{at, duration, instant, secs};
+use crate::config::{config_error, from_core, PyConfig};
+use crate::numbers::{Int, Real};
+use crate::seconds::{at, duration, instant, secs, span};
 use crate::values::{
     action, PyDeadline, PyDeathReason, PyHealth, PyPingOutcome, PyPongOutcome, PyState, PyStats,
     Rtt,
@@ -32,41 +33,49 @@ pub(crate) struct PyMachine {
 #[pymethods]
 impl PyMachine {
     /// A machine with nothing started (state "idle"). `seed` drives reconnect
-    /// jitter; None picks a random one per machine.
+    /// jitter; None picks a random one per machine. A seed outside 0 to 2**64 - 1
+    /// is `ValueError`.
     #[new]
     #[pyo3(signature = (config = None, seed = None))]
-    fn new(config: Option<PyRef<'_, PyConfig>>, seed: Option<u64>) -> PyMachine {
+    fn new(config: Option<PyRef<'_, PyConfig>>, seed: Option<Int>) -> PyResult<PyMachine> {
         let config = config.map(|c| c.clone()).unwrap_or(PyConfig {
             inner: heartbeat_core::Config::default(),
         });
-        let seed = seed.unwrap_or_else(random_seed);
-        PyMachine {
+        let seed = match seed {
+            Some(s) => s.fit::<u64>().ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "seed = {} is not a seed; it must lie within 0 to {}",
+                    s.shown(),
+                    u64::MAX
+                ))
+            })?,
+            None => random_seed(),
+        };
+        Ok(PyMachine {
             hb: HeartbeatMachine::new(config.inner, seed),
             config,
-        }
+        })
     }
 
     // ----- commands ----------------------------------------------------------------
 
     /// Starts the first connection attempt (queues `Connect(attempt=0)`).
-    fn connect(&mut self, now: f64) -> PyResult<()> {
-        self.hb.connect(t(now)?);
+    fn connect(&mut self, now: Real) -> PyResult<()> {
+        self.hb.connect(t(&now)?);
         Ok(())
     }
 
     /// The application wants to end: close with `code` and never reconnect.
-    #[pyo3(signature = (now, code = 1000))]
-    fn close(&mut self, now: f64, code: i64) -> PyResult<()> {
-        let now = t(now)?;
-        let code = u16::try_from(code)
-            .ok()
-            .and_then(CloseCode::new)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                "code = {code} cannot be sent in a close frame; it must lie within 1000 to 1003, \
-                 1007 to 1014 or 3000 to 4999"
+    #[pyo3(signature = (now, code = Int::of(1000)), text_signature = "($self, now, code=1000)")]
+    fn close(&mut self, now: Real, code: Int) -> PyResult<()> {
+        let now = t(&now)?;
+        let code = code.fit::<u16>().and_then(CloseCode::new).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "code = {} cannot be sent in a close frame; it must lie within 1000 to 1003, \
+                 1007 to 1014 or 3000 to 4999",
+                code.shown()
             ))
-            })?;
+        })?;
         self.hb.close(now, code);
         Ok(())
     }
@@ -74,63 +83,64 @@ impl PyMachine {
     // ----- events: the connection ---------------------------------------------------
 
     /// The transport is up (handshake done): starts the ping schedule.
-    fn handle_connected(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_connected(t(now)?);
+    fn handle_connected(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_connected(t(&now)?);
         Ok(())
     }
 
     /// The connection attempt failed: a client schedules the next one with backoff.
-    fn handle_connect_failed(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_connect_failed(t(now)?);
+    fn handle_connect_failed(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_connect_failed(t(&now)?);
         Ok(())
     }
 
     /// The server asked for `delay` seconds before the next attempt (Retry-After).
-    fn handle_retry_after(&mut self, now: f64, delay: f64) -> PyResult<()> {
-        let now = t(now)?;
-        self.hb.handle_retry_after(now, duration("delay", delay)?);
+    fn handle_retry_after(&mut self, now: Real, delay: Real) -> PyResult<()> {
+        let now = t(&now)?;
+        self.hb.handle_retry_after(now, duration("delay", &delay)?);
         Ok(())
     }
 
     /// The last `SendPing` was handed to the transport: the pong timer starts now.
-    fn handle_ping_sent(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_ping_sent(t(now)?);
+    fn handle_ping_sent(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_ping_sent(t(&now)?);
         Ok(())
     }
 
     /// The close frame of the last `SendClose` was flushed.
-    fn handle_close_sent(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_close_sent(t(now)?);
+    fn handle_close_sent(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_close_sent(t(&now)?);
         Ok(())
     }
 
     /// An inbound data frame (or application message) arrived: proof of life under
     /// liveness "any".
-    fn handle_frame(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_frame(t(now)?);
+    fn handle_frame(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_frame(t(&now)?);
         Ok(())
     }
 
     /// A pong arrived with `payload`; returns what it meant.
-    fn handle_pong(&mut self, now: f64, payload: &[u8]) -> PyResult<PyPongOutcome> {
-        Ok(self.hb.handle_pong(t(now)?, payload).into())
+    fn handle_pong(&mut self, now: Real, payload: &[u8]) -> PyResult<PyPongOutcome> {
+        Ok(self.hb.handle_pong(t(&now)?, payload).into())
     }
 
     /// A ping arrived with `payload`; returns what it meant (a pong is queued unless
     /// over budget; over 125 bytes or a repeated flood ends the connection).
-    fn handle_ping(&mut self, now: f64, payload: &[u8]) -> PyResult<PyPingOutcome> {
-        Ok(self.hb.handle_ping(t(now)?, payload).into())
+    fn handle_ping(&mut self, now: Real, payload: &[u8]) -> PyResult<PyPingOutcome> {
+        Ok(self.hb.handle_ping(t(&now)?, payload).into())
     }
 
     /// The peer sent a close frame with `code` (None: the frame had no code). A code
     /// outside 0-65535 cannot be in a frame: `ValueError`.
     #[pyo3(signature = (now, code = None))]
-    fn handle_close(&mut self, now: f64, code: Option<i64>) -> PyResult<()> {
-        let now = t(now)?;
+    fn handle_close(&mut self, now: Real, code: Option<Int>) -> PyResult<()> {
+        let now = t(&now)?;
         let code = match code {
-            Some(c) => Some(u16::try_from(c).map_err(|_| {
+            Some(c) => Some(c.fit::<u16>().ok_or_else(|| {
                 PyValueError::new_err(format!(
-                    "code = {c} is not a close code; it must lie within 0 to 65535"
+                    "code = {} is not a close code; it must lie within 0 to 65535",
+                    c.shown()
                 ))
             })?),
             None => None,
@@ -140,14 +150,14 @@ impl PyMachine {
     }
 
     /// The transport ended (EOF, reset, error).
-    fn handle_transport_closed(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_transport_closed(t(now)?);
+    fn handle_transport_closed(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_transport_closed(t(&now)?);
         Ok(())
     }
 
     /// The driver saw a malformed frame: the connection is closed with 1002.
-    fn handle_protocol_error(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_protocol_error(t(now)?);
+    fn handle_protocol_error(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_protocol_error(t(&now)?);
         Ok(())
     }
 
@@ -155,28 +165,28 @@ impl PyMachine {
 
     /// Time has reached `now`: fire what is due. Early or repeated calls are harmless.
     /// Take in everything the transport already holds before calling it.
-    fn handle_timeout(&mut self, now: f64) -> PyResult<()> {
-        self.hb.handle_timeout(t(now)?);
+    fn handle_timeout(&mut self, now: Real) -> PyResult<()> {
+        self.hb.handle_timeout(t(&now)?);
         Ok(())
     }
 
     /// The driver measured its own lateness (`lag` seconds): pong deadlines are
     /// extended by it, up to `Config.max_local_lag`.
-    fn handle_local_lag(&mut self, now: f64, lag: f64) -> PyResult<()> {
-        let now = t(now)?;
-        self.hb.handle_local_lag(now, duration("lag", lag)?);
+    fn handle_local_lag(&mut self, now: Real, lag: Real) -> PyResult<()> {
+        let now = t(&now)?;
+        self.hb.handle_local_lag(now, duration("lag", &lag)?);
         Ok(())
     }
 
     /// Changes the ping interval (seconds) on a live machine, within `interval_bounds`.
-    fn set_ping_interval(&mut self, interval: f64) -> PyResult<()> {
-        let d = duration("ping_interval", interval)?;
+    fn set_ping_interval(&mut self, interval: Real) -> PyResult<()> {
+        let d = span("ping_interval", &interval).map_err(|m| config_error("ping_interval", m))?;
         self.hb.set_ping_interval(d).map_err(from_core)
     }
 
     /// Changes the fixed pong timeout (seconds), within `timeout_bounds`.
-    fn set_pong_timeout(&mut self, timeout: f64) -> PyResult<()> {
-        let d = duration("pong_timeout", timeout)?;
+    fn set_pong_timeout(&mut self, timeout: Real) -> PyResult<()> {
+        let d = span("pong_timeout", &timeout).map_err(|m| config_error("pong_timeout", m))?;
         self.hb.set_pong_timeout(d).map_err(from_core)
     }
 
@@ -276,7 +286,7 @@ impl PyMachine {
 }
 
 /// A time from the caller's clock.
-fn t(now: f64) -> PyResult<Instant> {
+fn t(now: &Real) -> PyResult<Instant> {
     instant("now", now)
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Python clocks (`time.monotonic()`, `loop.time()`) and websockets' settings are
 //! float seconds. The core takes [`Instant`] (nanoseconds since an origin the caller
-//! picks) and [`Duration`]. A NaN, negative or infinite value cannot come from any
-//! clock, so it is the caller's mistake: `ValueError` naming the value and the range.
+//! picks) and [`Duration`]. A NaN, negative, infinite or too large value cannot come
+//! from any clock, so it is the caller's mistake: the message names the field, the
+//! value and the range, and the caller picks the exception (`ValueError` for a time
+//! or a measured span, `ConfigError` for a configured one).
 
 use core::time::Duration;
 
@@ -11,30 +13,42 @@ use heartbeat_core::Instant;
 use pyo3::exceptions::PyValueError;
 use pyo3::PyResult;
 
+use crate::numbers::Real;
+
 /// The largest span accepted, in seconds: about 584 years, the core's `Instant` range.
 pub(crate) const MAX_SECONDS: f64 = 18_446_744_073.0;
 
-/// A configuration duration from float seconds; `field` names it in the error.
-pub(crate) fn duration(field: &str, seconds: f64) -> PyResult<Duration> {
-    if seconds.is_finite() && (0.0..=MAX_SECONDS).contains(&seconds) {
-        Ok(Duration::from_secs_f64(seconds))
+/// A span from float seconds, or the message that names `field`, the value and the
+/// range: the one check every duration argument goes through.
+pub(crate) fn span(field: &str, seconds: &Real) -> Result<Duration, String> {
+    let s = seconds.value;
+    if s.is_finite() && (0.0..=MAX_SECONDS).contains(&s) {
+        Ok(Duration::from_secs_f64(s))
     } else {
-        Err(PyValueError::new_err(format!(
-            "{field} = {seconds} is not a duration; it must be a finite number of seconds within 0 to {MAX_SECONDS}"
-        )))
+        Err(format!(
+            "{field} = {} is not a duration; it must be a finite number of seconds within 0 to {MAX_SECONDS}",
+            seconds.shown()
+        ))
     }
 }
 
+/// A measured span (a delay, a lag) from float seconds: `ValueError` naming `field`.
+pub(crate) fn duration(field: &str, seconds: &Real) -> PyResult<Duration> {
+    span(field, seconds).map_err(PyValueError::new_err)
+}
+
 /// A point in time from the caller's monotonic clock, in float seconds.
-pub(crate) fn instant(field: &str, seconds: f64) -> PyResult<Instant> {
-    if seconds.is_finite() && (0.0..=MAX_SECONDS).contains(&seconds) {
+pub(crate) fn instant(field: &str, seconds: &Real) -> PyResult<Instant> {
+    let s = seconds.value;
+    if s.is_finite() && (0.0..=MAX_SECONDS).contains(&s) {
         // Rounded to the nearest nanosecond, so a deadline handed out by `at` comes
         // back as the same instant (exact while the clock reads under ~52 days).
-        Ok(Instant::from_nanos((seconds * 1e9).round() as u64))
+        Ok(Instant::from_nanos((s * 1e9).round() as u64))
     } else {
         Err(PyValueError::new_err(format!(
-            "{field} = {seconds} is not a time; it must be a finite number of seconds within 0 to {MAX_SECONDS} \
-             from a monotonic clock (time.monotonic(), loop.time())"
+            "{field} = {} is not a time; it must be a finite number of seconds within 0 to {MAX_SECONDS} \
+             from a monotonic clock (time.monotonic(), loop.time())",
+            seconds.shown()
         )))
     }
 }

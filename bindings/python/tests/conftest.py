@@ -4,9 +4,12 @@ SIGSTOP/SIGCONT, always killed at the end of the test."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +26,25 @@ class Peer:
             [sys.executable, PEERS, *args], stdout=subprocess.PIPE, text=True, bufsize=1
         )
         self.port: int | None = None
+        # A reader thread, so that waiting for a line can time out (a bare readline cannot).
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def wait_for(self, prefix: str) -> str:
+    def _read(self) -> None:
         assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # end of output
+
+    def wait_for(self, prefix: str, timeout: float = 20.0) -> str:
+        """The first line of the peer's output that starts with ``prefix`` (RuntimeError if the
+        peer exits first, TimeoutError after ``timeout`` seconds: a test never hangs here)."""
+        deadline = time.monotonic() + timeout
         while True:
-            line = self.proc.stdout.readline()
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"peer printed no {prefix!r} line within {timeout} s") from None
             if not line:
                 raise RuntimeError(f"peer exited before printing {prefix!r}")
             if line.startswith(prefix):

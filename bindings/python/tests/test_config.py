@@ -4,6 +4,8 @@ argument, the value and the allowed range."""
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import heartbeat
 from heartbeat import Config, ConfigError
@@ -34,8 +36,17 @@ def test_every_argument_round_trips():
         ({"pong_timeout": 7200}, "pong_timeout", ["7200s", "timeout_bounds", "10ms", "3600s"]),
         ({"ping_interval": 0}, "ping_interval", ["zero", "greater than zero"]),
         ({"close_timeout": 0}, "close_timeout", ["zero"]),
-        ({"ping_interval": math.nan}, "ping_interval", ["NaN", "finite", "0 or more"]),
-        ({"pong_timeout": -1.0}, "pong_timeout", ["-1", "finite", "0 or more"]),
+        ({"ping_interval": math.nan}, "ping_interval", ["NaN", "finite", "within 0 to 18446744073"]),
+        ({"pong_timeout": -1.0}, "pong_timeout", ["-1", "finite", "within 0 to 18446744073"]),
+        ({"ping_interval": 1e11}, "ping_interval", ["100000000000", "within 0 to 18446744073"]),
+        ({"close_timeout": 10**400}, "close_timeout", ["1000", "401 characters", "within 0 to 18446744073"]),
+        ({"max_attempts": 2**70}, "max_attempts", ["1180591620717411303424", "0 to 4294967295"]),
+        ({"dead_close_code": 2**70}, "dead_close_code", ["1180591620717411303424", "1000 to 1003"]),
+        ({"dead_close_code": -(2**200)}, "dead_close_code", ["-1606938", "1000 to 1003"]),
+        ({"ping_flood": (2**70, 1, 2)}, "ping_flood", ["max_pings = 1180591620717411303424", "0 to 4294967295"]),
+        ({"ping_flood": (10, 1, 2**64)}, "ping_flood", ["max_strikes = 18446744073709551616"]),
+        ({"ping_flood": (10, 10**400, 2)}, "ping_flood", ["window = 1000"]),
+        ({"adaptive": (0.1, 2**1100)}, "adaptive", ["adaptive max", "within 0 to 18446744073"]),
         ({"connect_timeout": math.inf}, "connect_timeout", ["inf", "finite"]),
         ({"adaptive": (2, 1)}, "adaptive", ["2s", "above", "1s"]),
         ({"adaptive": (math.nan, 1)}, "adaptive", ["NaN"]),
@@ -66,7 +77,65 @@ def test_runtime_changes_are_checked_against_the_bounds():
     m = heartbeat.Machine(Config(ping_interval=5, interval_bounds=(1, 10)))
     m.set_ping_interval(2)
     assert m.ping_interval == 2.0
-    with pytest.raises(ValueError, match="ping_interval = 20s is outside interval_bounds; it must lie within 1s to 10s"):
+    with pytest.raises(ConfigError, match="ping_interval = 20s is outside interval_bounds; it must lie within 1s to 10s"):
         m.set_ping_interval(20)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ConfigError, match="NaN") as info:
         m.set_pong_timeout(math.nan)
+    assert info.value.field == "pong_timeout"
+    # Out of any duration's range or out of the bounds: the same ConfigError the stub promises.
+    for value, words in [(1e12, "within 0 to 18446744073"), (10**400, "401 characters"), (0, "interval_bounds")]:
+        with pytest.raises(ConfigError, match=words) as info:
+            m.set_ping_interval(value)
+        assert info.value.field == "ping_interval"
+    assert m.ping_interval == 2.0
+
+
+def test_the_runtime_docstring_lists_every_argument():
+    doc = Config.__doc__
+    assert doc is not None
+    for name in ("role", "ping_interval", "pong_timeout", "close_timeout", "connect_timeout", "liveness",
+                 "idle_only", "stall_threshold", "max_local_lag", "dead_close_code", "adaptive",
+                 "interval_bounds", "timeout_bounds", "ping_flood", "backoff_base", "backoff_multiplier",
+                 "backoff_cap", "jitter", "max_attempts", "reset_after", "max_requested_delay",
+                 "reconnect_on_permanent_close"):
+        assert f"`{name}`" in doc, name
+    # The defaults it states are the ones in force.
+    import ast
+    import re
+
+    stated = dict(re.findall(r"`(\w+)` = (\([^)]*\)|[^,:]+)", doc))
+    assert len(stated) == 22, stated
+    for name, value in stated.items():
+        assert getattr(Config(), name) == ast.literal_eval(value), (name, value)
+    # So are the defaults help() and stubtest read (a text signature written out by hand).
+    import inspect
+
+    for name, param in inspect.signature(Config).parameters.items():
+        assert getattr(Config(), name) == param.default, (name, param.default)
+
+
+# Any int, however large (no machine integer or float holds 10**400), and any float.
+INTS = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.sampled_from([10**400, -(10**400), 2**64, 2**70, 0, 1, -1]),
+)
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), INTS)
+SECONDS = ["ping_interval", "pong_timeout", "close_timeout", "connect_timeout", "stall_threshold", "max_local_lag",
+           "backoff_base", "backoff_multiplier", "backoff_cap", "reset_after", "max_requested_delay"]
+COUNTS = ["dead_close_code", "max_attempts"]
+PAIRS = ["adaptive", "interval_bounds", "timeout_bounds"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seconds=st.dictionaries(st.sampled_from(SECONDS), NUMBERS, max_size=4),
+    counts=st.dictionaries(st.sampled_from(COUNTS), INTS, max_size=2),
+    pairs=st.dictionaries(st.sampled_from(PAIRS), st.tuples(NUMBERS, NUMBERS), max_size=2),
+    flood=st.one_of(st.none(), st.tuples(INTS, NUMBERS, INTS)),
+)
+def test_any_number_for_any_argument_is_a_config_or_a_config_error(seconds, counts, pairs, flood):
+    kwargs = {**seconds, **counts, **pairs, "ping_flood": flood}
+    try:
+        Config(**kwargs)
+    except ConfigError as exc:
+        assert exc.field in {*SECONDS, *COUNTS, *PAIRS, "ping_flood"}, exc.field

@@ -5,7 +5,11 @@ the JSON application heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import os
+import socket
 import time
 
 import pytest
@@ -63,7 +67,9 @@ def test_sigstopped_server_is_declared_dead_then_connect_reconnects(spawn):
                 assert await ws.recv() == "hello"
                 if n == 2:
                     break  # the reconnected connection is live
+                deadline = time.monotonic() + 10
                 while ws.heartbeat.stats.pongs_matched < 2:
+                    assert time.monotonic() < deadline, ws.heartbeat.stats
                     await asyncio.sleep(0.05)
                 server.stop()
                 stopped = time.monotonic()
@@ -121,6 +127,7 @@ def test_server_drops_a_sigstopped_client_from_its_live_set(spawn):
                 client.stop()
                 stopped = time.monotonic()
                 while len(server.clients) == 2:
+                    assert time.monotonic() - stopped < 5, "the stopped client was never dropped"
                     await asyncio.sleep(0.01)
                 removed = time.monotonic() - stopped
                 assert removed <= interval + timeout + SLACK, removed
@@ -140,11 +147,16 @@ def test_server_drops_a_sigstopped_client_from_its_live_set(spawn):
 
 
 def test_json_application_heartbeat():
+    json_pings = []
+
     async def guide_server(ws):
         # The classic guide's server: answer {"type": "ping"} with {"type": "pong"}, echo the rest.
+        # It counts the JSON pings: protocol pings (which websockets answers by itself) would
+        # keep the heartbeat alive too, so matched pongs alone do not show the JSON heartbeat ran.
         async for message in ws:
             doc = json.loads(message)
             if doc.get("type") == "ping":
+                json_pings.append(doc["timestamp"])
                 await ws.send(json.dumps({"type": "pong", "timestamp": doc["timestamp"]}))
             else:
                 await ws.send(message)
@@ -161,8 +173,110 @@ def test_json_application_heartbeat():
                         received.append(json.loads(await hb.recv()))  # heartbeat messages are hidden
                         await asyncio.sleep(0.1)
                     assert received == [{"n": i} for i in range(8)]
+                    assert len(json_pings) >= 5, json_pings
                     assert hb.stats.pongs_matched >= 5 and hb.rtt.samples >= 5
+                    assert hb.stats.pongs_matched <= len(json_pings)
                     assert hb.stats.pong_timeouts == 0
+
+    asyncio.run(main())
+
+
+def test_json_heartbeat_answers_the_peers_json_ping_and_passes_lookalikes_on():
+    got = asyncio.Queue()
+
+    async def pinging_server(ws):
+        # Our JSON ping first (left unanswered): the lookalikes then meet a pending ping.
+        assert json.loads(await ws.recv())["type"] == "ping"
+        await ws.send(json.dumps({"type": "ping", "timestamp": 12.5}))
+        # Not the guide's heartbeat (a timestamp that is no number): application data.
+        await ws.send(json.dumps({"type": "pong", "timestamp": [1]}))
+        await ws.send(json.dumps({"type": "ping", "timestamp": True}))
+        await ws.send(json.dumps({"type": "pong", "timestamp": {"t": 1}}))
+        async for message in ws:
+            doc = json.loads(message)
+            if doc["type"] == "pong":
+                await got.put(doc)
+
+    async def main():
+        async with websockets.serve(pinging_server, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None) as ws:
+                async with keepalive(ws, Config(ping_interval=0.2, pong_timeout=10), json_heartbeat=True) as hb:
+                    passed_on = [json.loads(await asyncio.wait_for(hb.recv(), 5)) for _ in range(3)]
+                    assert passed_on == [{"type": "pong", "timestamp": [1]}, {"type": "ping", "timestamp": True},
+                                         {"type": "pong", "timestamp": {"t": 1}}]
+                    assert await asyncio.wait_for(got.get(), 5) == {"type": "pong", "timestamp": 12.5}
+
+    asyncio.run(main())
+
+
+def test_json_heartbeat_declares_dead_a_peer_that_answers_only_protocol_pings():
+    interval, timeout = 0.3, 0.5
+
+    async def deaf_server(ws):
+        async for _ in ws:  # reads everything, answers no JSON ping (websockets answers protocol pings)
+            pass
+
+    async def main():
+        async with websockets.serve(deaf_server, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None) as ws:
+                config = Config(ping_interval=interval, pong_timeout=timeout, liveness="pong")
+                async with keepalive(ws, config, json_heartbeat=True) as hb:
+                    started = time.monotonic()
+                    with pytest.raises(PeerUnresponsive) as info:
+                        await asyncio.wait_for(hb.recv(), 10)
+                    waited = time.monotonic() - started
+                    assert info.value.verdict.kind == "pong_timeout"
+                    assert hb.stats.pongs_matched == 0 and hb.stats.pings_sent >= 1
+                    assert waited <= interval + timeout + SLACK, waited
+
+    asyncio.run(main())
+
+
+def test_serve_with_the_json_heartbeat_keeps_answering_clients_and_drops_the_silent():
+    interval, timeout = 0.3, 0.5
+
+    async def guide_client(uri, answer: bool, pings: list):
+        # The classic guide's client: answer the server's JSON pings (or, when silent, not).
+        async with websockets.connect(uri, ping_interval=None) as ws:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for message in ws:
+                    doc = json.loads(message)
+                    if doc.get("type") == "ping":
+                        pings.append(doc["timestamp"])
+                        if answer:
+                            await ws.send(json.dumps({"type": "pong", "timestamp": doc["timestamp"]}))
+
+    async def main():
+        async def handler(ws):
+            async for _ in ws.heartbeat:  # reads through the heartbeat: JSON pongs are taken in
+                pass
+
+        config = Config(ping_interval=interval, pong_timeout=timeout)
+        async with serve(handler, "127.0.0.1", 0, config, json_heartbeat=True) as server:
+            port = list(server.sockets)[0].getsockname()[1]
+            uri = f"ws://127.0.0.1:{port}"
+            answered, ignored = [], []
+            tasks = [asyncio.ensure_future(guide_client(uri, True, answered)),
+                     asyncio.ensure_future(guide_client(uri, False, ignored))]
+            deadline = time.monotonic() + 5
+            while len(server.clients) < 2:
+                assert time.monotonic() < deadline, "clients never joined"
+                await asyncio.sleep(0.01)
+            joined = time.monotonic()
+            while len(server.clients) == 2:
+                assert time.monotonic() - joined < 5, "the silent client was never dropped"
+                await asyncio.sleep(0.01)
+            dropped = time.monotonic() - joined
+            assert dropped <= interval + timeout + SLACK, dropped
+            await asyncio.sleep(1.0)  # the answering client stays through a few more pings
+            [ws] = server.clients
+            assert ws.heartbeat.stats.pongs_matched >= 3 and ws.heartbeat.stats.pong_timeouts == 0
+            assert len(answered) >= 3 and len(ignored) >= 1
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
 
@@ -239,5 +353,56 @@ def test_connect_gives_up_after_max_attempts_with_the_last_error():
         assert [e["event"] for e in events].count("connecting") == 3  # the first, then 2 retries
         assert connections.heartbeat.state.name == "finished"
         assert connections.heartbeat.reason.kind == "connect_failed"
+
+    asyncio.run(main())
+
+
+def test_server_drops_a_client_that_stops_reading_while_it_broadcasts():
+    # A client that completes the handshake and then never reads: the server's broadcasts fill
+    # the socket, the write buffer grows, and a ping waits behind it. The heartbeat must keep
+    # judging its deadlines while that ping is stuck (the core runs the pong timer from the
+    # ping's emission until it is reported sent), or the dead reader is never dropped.
+    interval, timeout = 0.5, 0.5
+    bound = interval + 2 * timeout + SLACK
+
+    async def main():
+        async def handler(ws):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for _ in ws:
+                    pass
+
+        config = Config(ping_interval=interval, pong_timeout=timeout)
+        async with serve(handler, "127.0.0.1", 0, config) as server:
+            port = list(server.sockets)[0].getsockname()[1]
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
+            # From here on the client reads nothing (its stream buffer fills, then reading pauses).
+            deadline = time.monotonic() + 5
+            while not server.clients:
+                assert time.monotonic() < deadline, "the client never joined"
+                await asyncio.sleep(0.01)
+            [ws] = server.clients
+            joined = time.monotonic()
+            chunk = b"x" * 65536
+            while server.clients and time.monotonic() - joined < bound + 2:
+                server.broadcast(chunk)
+                await asyncio.sleep(0.01)
+            left = time.monotonic() - joined
+            buffered = ws.transport.get_write_buffer_size() if ws.transport is not None else 0
+            writer.transport.abort()
+            assert not server.clients, f"still in the live set after {left:.1f} s ({buffered} bytes buffered)"
+            assert left <= bound, left
+            assert ws.heartbeat.reason.kind == "pong_timeout"
+            print(f"a client that stopped reading left the live set {left:.3f} s after it joined "
+                  f"(bound {interval} + 2 x {timeout} s + {SLACK} s slack)")
 
     asyncio.run(main())

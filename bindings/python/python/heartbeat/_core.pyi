@@ -24,8 +24,8 @@ class Config:
     Raises ``ConfigError`` (a ``ValueError``) naming the field, the value and the allowed range.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         role: Literal["client", "server"] = "client",
         ping_interval: float = 20.0,
@@ -49,7 +49,7 @@ class Config:
         reset_after: float = 10.0,
         max_requested_delay: float = 600.0,
         reconnect_on_permanent_close: bool = False,
-    ) -> None: ...
+    ) -> Config: ...
     @property
     def role(self) -> Literal["client", "server"]:
         """"client" (reconnects) or "server" (a dead connection is finished)."""
@@ -316,27 +316,60 @@ class Rtt:
 class Stats:
     """Counters of everything that happened on a machine, across its connections."""
 
-    pings_sent: int
-    pongs_matched: int
-    unsolicited_pongs: int
-    pings_received: int
-    pongs_sent: int
-    pings_refused: int
-    missed_deadlines: int
-    pong_timeouts: int
-    close_timeouts: int
-    connects: int
-    connect_failures: int
-    connect_timeouts: int
-    lag_extensions: int
-    reconnects: int
-    clock_anomalies: int
-    ignored_calls: int
+    @property
+    def pings_sent(self) -> int:
+        """Pings the machine asked the driver to send."""
+    @property
+    def pongs_matched(self) -> int:
+        """Pongs that answered one of our pings."""
+    @property
+    def unsolicited_pongs(self) -> int:
+        """Pongs that matched no outstanding ping; ignored."""
+    @property
+    def pings_received(self) -> int:
+        """Pings received from the peer."""
+    @property
+    def pongs_sent(self) -> int:
+        """Pongs the machine asked the driver to send."""
+    @property
+    def pings_refused(self) -> int:
+        """Pings not answered because they exceeded the ping budget."""
+    @property
+    def missed_deadlines(self) -> int:
+        """Timers that fired later than the stall allowance (a local stall)."""
+    @property
+    def pong_timeouts(self) -> int:
+        """Pong timeouts that declared a peer dead."""
+    @property
+    def close_timeouts(self) -> int:
+        """Close handshakes cut short."""
+    @property
+    def connects(self) -> int:
+        """Connections opened."""
+    @property
+    def connect_failures(self) -> int:
+        """Connection attempts that failed."""
+    @property
+    def connect_timeouts(self) -> int:
+        """Connection attempts abandoned after ``connect_timeout``."""
+    @property
+    def lag_extensions(self) -> int:
+        """Reports of local lag that moved a pong deadline later."""
+    @property
+    def reconnects(self) -> int:
+        """Reconnects scheduled."""
+    @property
+    def clock_anomalies(self) -> int:
+        """Times ``now`` went backwards and was clamped."""
+    @property
+    def ignored_calls(self) -> int:
+        """Calls that made no sense in the current state (caller misuse), ignored."""
     def as_dict(self) -> dict[str, int]:
         """Every counter by name."""
 
 # ----- the machine ----------------------------------------------------------------------------
 
+@final
 class Machine:
     """The sans-IO heartbeat of one logical connection (and, as a client, its successors).
 
@@ -346,8 +379,9 @@ class Machine:
     twice is harmless. No call order raises; only values no clock gives raise ``ValueError``.
     """
 
-    def __init__(self, config: Config | None = None, seed: int | None = None) -> None:
-        """A machine with nothing started; ``seed`` drives reconnect jitter (None: random)."""
+    def __new__(cls, config: Config | None = None, seed: int | None = None) -> Machine:
+        """A machine with nothing started; ``seed`` drives reconnect jitter (None: random).
+        A seed outside 0 to 2**64 - 1 raises ``ValueError``."""
     def connect(self, now: float) -> None:
         """Starts the first connection attempt (queues ``Connect(attempt=0)``)."""
     def close(self, now: float, code: int = 1000) -> None:

@@ -15,8 +15,11 @@ Three entry points, each replacing code the classic keepalive guide writes by ha
 
 How the driver uses websockets (public API only, plus one pinned detail):
 
-* a ping is ``await ws.ping(payload)``; it returns once the frame was handed to the transport,
-  which is when ``Machine.handle_ping_sent`` is due; the future it returns resolves on the pong;
+* a ping is ``await ws.ping(payload)``, run in a task of its own: it returns once the frame was
+  handed to the transport and the write buffer drained, which is when ``Machine.handle_ping_sent``
+  is due; the future it returns resolves on the pong. Behind a full write buffer (a peer that
+  stopped reading while we send) it may never return, so the driver keeps judging deadlines
+  meanwhile: until the ping is reported sent the machine runs the pong timer from its emission;
 * websockets has no documented hook for inbound frames (its ``Extension.decode`` sees every frame
   but must be negotiated with the peer), so the default evidence is ``liveness="pong"``. With
   ``liveness="any"``, messages read through :meth:`Heartbeat.recv` (or reported with
@@ -187,9 +190,12 @@ class Heartbeat:
         self._sleeper: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._sleeping_until = math.inf
+        self._late_timer: tuple[float, float] | None = None  # (due, fired) of the last timer
         self._woken = True  # take in the connection's state on the first turn
         self._granularity = min(WAKE_GRANULARITY, self.config.ping_interval / 20)
         self._pending: dict[asyncio.Future[float], bytes] = {}
+        self._ping_task: asyncio.Task[None] | None = None  # the latest ping being written
+        self._ping_tasks: set[asyncio.Task[None]] = set()  # every one still running
         self._json_pending: dict[float, bytes] = {}
         self._closed_task: asyncio.Task[None] | None = None
         self._attempt: asyncio.Task[Any] | None = None
@@ -303,6 +309,7 @@ class Heartbeat:
                 await self._task
         if self._attempt is not None and not self._attempt.done():
             self._attempt.cancel()
+        self._cancel_ping()
         if self._closed_task is not None and not self._closed_task.done():
             self._closed_task.cancel()
 
@@ -321,7 +328,7 @@ class Heartbeat:
             while True:
                 while (action := m.poll_action()) is not None:
                     if type(action) is SendPing:
-                        await self._send_ping(action.payload)
+                        self._start_ping(action.payload)
                     else:
                         await self._execute(action)
                 if self._woken:
@@ -332,6 +339,13 @@ class Heartbeat:
                     return  # finished
                 now = loop.time()
                 if at > now:
+                    if self._late_timer is not None:
+                        # How late the timer that woke this turn fired, recorded once the turn
+                        # judged what was due: a stall (the process stopped, a blocked loop)
+                        # is measured whatever path the overdue deadline took (an event may
+                        # have made the machine act on it before the driver judged it).
+                        LAG.record(*self._late_timer)
+                        self._late_timer = None
                     await self._sleep_until(at)
                     continue
                 deadline = m.poll_timeout()
@@ -367,11 +381,20 @@ class Heartbeat:
         # SendPong never comes: websockets answers the peer's pings itself, and the
         # machine is never fed them.
 
-    async def _send_ping(self, payload: bytes) -> None:
-        """Sends one ping (protocol or JSON) and reports it handed to the transport."""
+    def _start_ping(self, payload: bytes) -> None:
+        """Sends one ping from a task of its own, so that a ping stuck behind a full write
+        buffer does not stop the driver from judging the pong deadline (which the machine
+        runs from the ping's emission until it hears the ping was sent)."""
         ws = self.ws
         if ws is None or ws.state is not _WsState.OPEN:
             return  # the close is being noticed; the machine hears of it next turn
+        task = self._loop.create_task(self._send_ping(ws, payload), name="heartbeat ping")
+        self._ping_task = task
+        self._ping_tasks.add(task)
+        task.add_done_callback(self._ping_tasks.discard)
+
+    async def _send_ping(self, ws: Any, payload: bytes) -> None:
+        """Sends one ping (protocol or JSON) and reports it handed to the transport."""
         try:
             if self.json_heartbeat:
                 stamp = self._loop.time()
@@ -383,6 +406,11 @@ class Heartbeat:
                 waiter.add_done_callback(self._on_pong)
         except ConnectionClosed:
             return
+        except Exception:  # pragma: no cover - a bug here must not pass silently
+            logger.exception("heartbeat ping failed")
+            return
+        if self._ping_task is not asyncio.current_task() or self.ws is not ws:
+            return  # a newer ping (a fresh probe after a stall) or connection took over
         now = self._loop.time()
         self.machine.handle_ping_sent(now)
         self._emit("ping", seq=int.from_bytes(payload, "big"))
@@ -420,6 +448,9 @@ class Heartbeat:
             return False
         if not isinstance(doc, dict) or set(doc) != {"type", "timestamp"}:
             return False
+        stamp = doc["timestamp"]
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+            return False  # not the guide's heartbeat (a list is unhashable, a bool no time): data
         if doc["type"] == "pong":
             payload = self._json_pending.pop(doc["timestamp"], None)
             if payload is not None:
@@ -485,7 +516,12 @@ class Heartbeat:
         self._sleeping_until = when
         # asyncio runs a timer up to its clock resolution early; a microsecond more makes
         # the wake-up find the deadline due instead of sleeping again for nanoseconds.
-        self._timer = self._loop.call_at(when + 1e-6, _resolve, sleeper)
+        self._timer = self._loop.call_at(when + 1e-6, self._timer_fired, sleeper, when)
+
+    def _timer_fired(self, sleeper: asyncio.Future[None], when: float) -> None:
+        """The sleep's timer: notes how late it fired (for the lag meter) and ends the sleep."""
+        self._late_timer = (when, self._loop.time())
+        _resolve(sleeper)
 
     def _wake(self, *_: object) -> None:
         """Ends the current sleep: something happened that the machine must hear of."""
@@ -530,6 +566,7 @@ class Heartbeat:
         if self._attempt is not None:
             self._attempt.cancel()
             self._attempt = None
+        self._cancel_ping()
         ws = self.ws
         if ws is not None and ws.state is not _WsState.CLOSED and ws.transport is not None:
             ws.transport.abort()
@@ -577,10 +614,17 @@ class Heartbeat:
         self.ws = ws
         self._reported_closed = False
         self._abort_after_close = False
+        self._cancel_ping()
         self._pending.clear()
         self._json_pending.clear()
         self._closed_task = self._loop.create_task(ws.wait_closed())
         self._closed_task.add_done_callback(self._wake)
+
+    def _cancel_ping(self) -> None:
+        """Abandons a ping still being written: its connection is gone or being replaced."""
+        for task in self._ping_tasks:
+            task.cancel()
+        self._ping_task = None
 
     def _require_ws(self) -> Any:
         """The current connection, or RuntimeError before the first one."""

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use heartbeat_core::{CloseCode, Config, DeathReason};
 use heartbeat_tokio::tungstenite::Message;
-use heartbeat_tokio::{connect, Event, JsonCodec, KeepAlive, Options, Receiver, Sender};
+use heartbeat_tokio::{Event, JsonCodec, KeepAlive, Options, Receiver, Sender};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -26,19 +26,9 @@ pub async fn run(args: ConnectArgs, config: Config, out: Out) -> Exit {
     if args.app_json {
         options = options.codec(JsonCodec);
     }
-    let request = match args.connect.request(&args.url) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("heartbeat: {e}");
-            return Exit::Usage;
-        }
-    };
-    let mut connections = match connect(request, options) {
+    let mut connections = match args.connect.connect(&args.url, options) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("heartbeat: {e}");
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let (conns_tx, mut conns) = mpsc::channel::<KeepAlive>(1);
     tokio::spawn(async move {

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use clap::Args;
 use heartbeat_tokio::tls::{ServerTls, TlsConfig};
 use heartbeat_tokio::{
-    accept_tcp, accept_with, Accept, ClientId, ConnectRequest, Error, KeepAlive, Options, Registry,
+    accept_tcp, accept_with, connect, Accept, ClientId, ConnectRequest, Connections, Error,
+    KeepAlive, Options, Registry,
 };
+
+use crate::Exit;
 use tokio::net::TcpStream;
 
 /// `heartbeat ping` options for real deployments.
@@ -62,6 +65,18 @@ impl ConnectOpts {
             Some(tls) => request.tls(tls),
             None => request,
         })
+    }
+
+    /// The reconnecting client for `url` with these options, or the one error
+    /// line (already printed) and the usage exit code: the URL and the flags are
+    /// checked here, once, before any attempt.
+    pub fn connect(&self, url: &str, options: Options) -> Result<Connections, Exit> {
+        self.request(url)
+            .and_then(|request| connect(request, options).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                eprintln!("heartbeat: {e}");
+                Exit::Usage
+            })
     }
 }
 

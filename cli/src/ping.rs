@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use heartbeat_core::{CloseCode, Config, DeathReason};
-use heartbeat_tokio::{connect, Event, JsonCodec, Limits, Options, Sender};
+use heartbeat_tokio::{Event, JsonCodec, Limits, Options, Sender};
 use serde_json::json;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
@@ -40,19 +40,9 @@ pub async fn run(args: PingArgs, config: Config, limits: Limits, out: Out) -> Ex
     if args.app_json {
         options = options.codec(JsonCodec);
     }
-    let request = match args.connect.request(&args.url) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("heartbeat: {e}");
-            return Exit::Usage;
-        }
-    };
-    let mut connections = match connect(request, options) {
+    let mut connections = match args.connect.connect(&args.url, options) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("heartbeat: {e}");
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let (finished_tx, mut finished) = mpsc::channel::<()>(1);
     // The live connection's sender, to close it when the run is stopped.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{Callback, NoCallback};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
@@ -363,8 +363,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     C: Callback + Unpin,
 {
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(options.websocket));
+    let handshake = async {
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(options.websocket))
+            .await
+            .map_err(|e| Error::Connect(Arc::new(e)))
+    };
     attempt(handshake, options).await
 }
 
@@ -376,7 +379,7 @@ pub(crate) async fn attempt<S, F>(
     options: &Options,
 ) -> Result<(WebSocketStream<S>, HeartbeatMachine, Clock), Error>
 where
-    F: core::future::Future<Output = Result<WebSocketStream<S>, tungstenite::Error>>,
+    F: core::future::Future<Output = Result<WebSocketStream<S>, Error>>,
 {
     let clock = Clock::start();
     let mut hb = HeartbeatMachine::new(options.single(), options.seed_or_random());
@@ -384,7 +387,7 @@ where
     while hb.poll_action().is_some() {} // Connect: the handshake is the attempt
     let limit = hb.poll_timeout().map(|d| clock.to_tokio(d.at));
     let ws = tokio::select! {
-        r = handshake => r.map_err(|e| Error::Connect(Arc::new(e)))?,
+        r = handshake => r?,
         _ = sleep_until_opt(limit) => {
             hb.handle_timeout(clock.now());
             return Err(Error::ConnectTimeout(hb.config().connect_timeout()));

@@ -144,20 +144,20 @@ impl KeepAliveStream<TcpStream> {
 }
 
 impl KeepAliveStream<MaybeTlsStream<TcpStream>> {
-    /// Connects to `url` (`ws://`) with `TCP_NODELAY` and `options.websocket`, the
-    /// attempt bounded by the machine's `connect_timeout`, and starts the heartbeat
-    /// on it: the lean client, one connection that does not reconnect by itself
-    /// (see [`connect`](crate::connect) for the reconnecting client with backoff).
+    /// Connects to `request` (a `ws://` or `wss://` URL, or a
+    /// [`ConnectRequest`](crate::ConnectRequest) with headers, subprotocols and TLS
+    /// settings) with `TCP_NODELAY` and `options.websocket`, the attempt bounded by
+    /// the machine's `connect_timeout`, and starts the heartbeat on it: the lean
+    /// client, one connection that does not reconnect by itself (see
+    /// [`connect`](crate::connect) for the reconnecting client with backoff). A bad
+    /// URL, or `wss://` in a build without TLS, is an error before any attempt.
     pub async fn connect(
-        url: &str,
+        request: impl crate::IntoConnectRequest,
         options: &Options,
     ) -> Result<KeepAliveStream<MaybeTlsStream<TcpStream>>, Error> {
-        let options = &options.bind(heartbeat_core::Role::Client, None, Some(url));
-        let handshake = async {
-            tokio_tungstenite::connect_async_with_config(url, Some(options.websocket), true)
-                .await
-                .map(|(ws, _response)| ws)
-        };
+        let request = request.into_connect_request()?;
+        let options = &options.bind(heartbeat_core::Role::Client, None, Some(request.url()));
+        let handshake = request.open(options.websocket);
         // Boxed: the connect future (DNS, TCP, handshake: about 3.7 KiB) is freed
         // when it ends instead of sizing the caller's task for the connection's life.
         let (ws, hb, clock) = Box::pin(tracing::Instrument::instrument(

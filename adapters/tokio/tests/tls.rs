@@ -14,7 +14,7 @@ use heartbeat_core::Role;
 use heartbeat_test_support::{require_websockets, PyPeer, ServerOptions, TestCerts};
 use heartbeat_tokio::tls::TlsConfig;
 use heartbeat_tokio::tungstenite::Message;
-use heartbeat_tokio::{connect, ConnectRequest, Error, Permanent};
+use heartbeat_tokio::{connect, ConnectRequest, Error, KeepAliveStream, Permanent};
 
 /// A Python echo server speaking `wss://` with `certs`' server certificate.
 async fn tls_server(certs: &TestCerts) -> (PyPeer, String) {
@@ -51,6 +51,34 @@ async fn wss_with_the_servers_ca_trusted_connects_and_echoes() {
         conn.status().stats.pongs_matched >= 2,
         "{:?}",
         conn.status().stats
+    );
+}
+
+/// The lean client takes the same request: `wss://` with the CA given, heartbeats
+/// over TLS while the stream is polled.
+#[tokio::test]
+async fn the_lean_stream_connects_over_wss_with_the_servers_ca_trusted() {
+    if !require_websockets("the_lean_stream_connects_over_wss_with_the_servers_ca_trusted") {
+        return;
+    }
+    use futures_util::{SinkExt, StreamExt};
+    let certs = TestCerts::new().unwrap();
+    let (_py, url) = tls_server(&certs).await;
+    let request = ConnectRequest::new(&url)
+        .unwrap()
+        .tls(TlsConfig::with_ca_file(&certs.ca).unwrap());
+    let mut ws = KeepAliveStream::connect(request, &options(Role::Client, 200, 500, 300))
+        .await
+        .expect("connects over wss://");
+    ws.send(Message::text("lean over tls")).await.unwrap();
+    let echo = tokio::time::timeout(ms(2000), ws.next()).await.unwrap();
+    assert_eq!(echo.unwrap().unwrap(), Message::text("lean over tls"));
+    // Heartbeats run while the stream is polled.
+    let _ = tokio::time::timeout(ms(700), ws.next()).await;
+    assert!(
+        ws.status().stats.pongs_matched >= 2,
+        "{:?}",
+        ws.status().stats
     );
 }
 

@@ -58,6 +58,13 @@ impl<'a> Wire<'a> {
                 *self.blocked = true;
                 Ok(true)
             }
+            // Our ping did not fit the capped write buffer: the peer has not read
+            // what we already sent (its pongs, most likely: a ping flood), and
+            // tungstenite drops the frame. That is no transport error: the ping
+            // counts as sent now, so a peer that goes on not reading is judged at
+            // the pong timeout like any silent one. (Pongs never get here:
+            // tungstenite keeps one in its pending slot.)
+            Err(WsError::WriteBufferFull(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }

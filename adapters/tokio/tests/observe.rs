@@ -13,6 +13,12 @@ use heartbeat_tokio::{connect, ConnId, ConnInfo, Event, Registry};
 
 type Seen = Arc<Mutex<Vec<(ConnInfo, Event)>>>;
 
+/// The tests of this file run one at a time. tracing caches whether a callsite is
+/// enabled, process-wide; a test that logs with no subscriber while the span test
+/// installs its own (thread-local) one can leave the connection span's callsite
+/// cached as disabled, and every line then prints without its span.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn recorder() -> (Seen, impl Fn(&ConnInfo, &Event) + Send + Sync + 'static) {
     let seen: Seen = Arc::default();
     let sink = seen.clone();
@@ -47,6 +53,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn events_from_two_connections_carry_different_ids_and_the_servers_carry_the_peer() {
+    let _serial = SERIAL.lock().await;
     let (server_seen, server_observer) = recorder();
     let registry = Registry::new();
     let url = echo_server(
@@ -118,6 +125,7 @@ impl Write for Captured {
 
 #[tokio::test]
 async fn every_log_line_of_a_connection_is_inside_its_span_with_id_role_and_peer_or_url() {
+    let _serial = SERIAL.lock().await;
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()

@@ -1,10 +1,8 @@
 //! [`Wire`]: the machine's actions written to an open WebSocket, a pong and the
 //! ping that follows it in one write.
 
-use std::io::ErrorKind;
-
 use heartbeat_core::CloseCode;
-use heartbeat_transport::tungstenite::close_frame;
+use heartbeat_transport::tungstenite::{close_frame, write_queued};
 use heartbeat_transport::{Handover, Transport};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
@@ -49,24 +47,9 @@ impl<'a> Wire<'a> {
         Ok(())
     }
 
-    /// Maps a write result: "would block" means the bytes wait in tungstenite's
-    /// buffer until the socket is writable.
+    /// Maps a write result (see [`write_queued`]).
     fn queued(&mut self, r: Result<(), WsError>) -> Result<bool, WsError> {
-        match r {
-            Ok(()) => Ok(false),
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                *self.blocked = true;
-                Ok(true)
-            }
-            // Our ping did not fit the capped write buffer: the peer has not read
-            // what we already sent (its pongs, most likely: a ping flood), and
-            // tungstenite drops the frame. That is no transport error: the ping
-            // counts as sent now, so a peer that goes on not reading is judged at
-            // the pong timeout like any silent one. (Pongs never get here:
-            // tungstenite keeps one in its pending slot.)
-            Err(WsError::WriteBufferFull(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        write_queued(r, self.blocked)
     }
 
     fn write_flush(&mut self, msg: Message) -> Result<Handover, WsError> {

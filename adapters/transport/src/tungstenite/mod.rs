@@ -38,27 +38,33 @@ pub struct WsTransport<'a, S> {
     pub blocked: &'a mut bool,
 }
 
-impl<S: Read + Write> WsTransport<'_, S> {
-    /// Maps a write result: "would block" or "timed out" means the frame waits in
-    /// tungstenite's buffer.
-    fn queued(&mut self, r: Result<(), WsError>) -> Result<bool, WsError> {
-        match r {
-            Ok(()) => Ok(false),
-            Err(WsError::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-            {
-                *self.blocked = true;
-                Ok(true)
-            }
-            // Our ping did not fit the capped write buffer: the peer has not read
-            // what we already sent (its pongs, most likely: a ping flood), and
-            // tungstenite drops the frame. That is no transport error: the ping
-            // counts as sent now, so a peer that goes on not reading is judged at
-            // the pong timeout like any silent one. (Pongs never get here:
-            // tungstenite keeps one in its pending slot.)
-            Err(WsError::WriteBufferFull(_)) => Ok(false),
-            Err(e) => Err(e),
+/// What a heartbeat write (`write` or `flush` of a ping, pong or close) came to,
+/// for every adapter's transport: `Ok(true)` when the bytes wait in tungstenite's
+/// buffer (the socket would block or timed out: `blocked` is set, retry `flush`
+/// when it is writable), `Ok(false)` when nothing waits, `Err` when the transport
+/// is broken.
+///
+/// A ping that does not fit the capped write buffer is `Ok(false)`: the peer has
+/// not read what we already sent (its pongs, most likely: a ping flood), and
+/// tungstenite drops the frame. That is no transport error: the ping counts as
+/// sent now, so a peer that goes on not reading is judged at the pong timeout
+/// like any silent one. (Pongs never get here: tungstenite keeps one in its
+/// pending slot.)
+pub fn write_queued(r: Result<(), WsError>, blocked: &mut bool) -> Result<bool, WsError> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(WsError::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            *blocked = true;
+            Ok(true)
         }
+        Err(WsError::WriteBufferFull(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl<S: Read + Write> WsTransport<'_, S> {
+    fn queued(&mut self, r: Result<(), WsError>) -> Result<bool, WsError> {
+        write_queued(r, self.blocked)
     }
 
     fn write_flush(&mut self, msg: Message) -> Result<Handover, WsError> {
